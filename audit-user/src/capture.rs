@@ -1,0 +1,148 @@
+//! Stage 1→3 driver: waits on the ring buffer, drains it in batches, decodes
+//! each event into a record and hands records to the next stage (a [`Sink`]).
+//! Also turns increases of the kernel's loss counters into `loss` records, so
+//! every event the kernel accepted is either delivered or counted.
+
+use std::{
+    collections::BTreeMap,
+    os::fd::{AsFd, AsRawFd},
+    time::Duration,
+};
+
+use anyhow::{Context, Result};
+use audit_common::kind::{EventKind, KIND_SLOTS, LossCounters, loss_slot};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+
+use crate::{
+    decode::decode,
+    probes::{ProbeOptions, Probes, Scope},
+    record::{self, Clock, Record, now_ns},
+};
+
+/// The next stage. `accept` takes ownership of each record in order.
+pub trait Sink {
+    fn accept(&mut self, record: Record) -> Result<()>;
+    /// Called after each drained batch: push buffered output onward.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl Sink for Vec<Record> {
+    fn accept(&mut self, record: Record) -> Result<()> {
+        self.push(record);
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureStats {
+    pub events: u64,
+    pub malformed: u64,
+    pub lost: u64,
+}
+
+pub struct Capture {
+    ring: RingBuf<MapData>,
+    loss: PerCpuArray<MapData, LossCounters>,
+    loss_seen: [u64; KIND_SLOTS as usize],
+    loss_checked_ns: u64,
+    clock: Clock,
+    pub stats: CaptureStats,
+    // Keeps the programs attached for as long as the capture lives.
+    probes: Probes,
+}
+
+/// Name of a loss-counter slot in `loss` records.
+fn slot_name(slot: usize) -> String {
+    match EventKind::from_u32(slot as u32) {
+        Some(k) => k.name().to_string(),
+        None if slot as u32 == loss_slot::SCOPE_MAP_FULL => "scope_map_full".to_string(),
+        None => format!("slot_{slot}"),
+    }
+}
+
+impl Capture {
+    pub fn start(scope: Scope, opts: &ProbeOptions) -> Result<Capture> {
+        let mut probes = Probes::load(scope, opts)?;
+        let ring = probes.take_ring()?;
+        let loss = probes.take_loss_counters()?;
+        Ok(Capture {
+            ring,
+            loss,
+            loss_seen: [0; KIND_SLOTS as usize],
+            loss_checked_ns: now_ns(),
+            clock: Clock::now(),
+            stats: CaptureStats::default(),
+            probes,
+        })
+    }
+
+    pub fn probes(&self) -> &Probes {
+        &self.probes
+    }
+
+    /// Waits up to `timeout` for a kernel wakeup (the probes only wake us when
+    /// much data is waiting), then drains everything that is there.
+    pub fn pump(&mut self, timeout: Duration, sink: &mut dyn Sink) -> Result<u64> {
+        let mut pfd = libc::pollfd {
+            fd: self.ring.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd. EINTR (a signal) just means "drain now".
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+        self.drain(sink)
+    }
+
+    /// Drains the ring buffer completely, then reports any new loss.
+    pub fn drain(&mut self, sink: &mut dyn Sink) -> Result<u64> {
+        self.clock = Clock::now();
+        let mut n = 0;
+        while let Some(item) = self.ring.next() {
+            let rec = match decode(&item) {
+                Ok(ev) => record::from_event(&ev, &self.clock),
+                Err(e) => {
+                    self.stats.malformed += 1;
+                    record::malformed(now_ns(), &e.to_string(), &item)
+                }
+            };
+            drop(item);
+            sink.accept(rec)?;
+            n += 1;
+        }
+        self.stats.events += n;
+        self.check_loss(sink)?;
+        sink.flush()?;
+        Ok(n)
+    }
+
+    fn check_loss(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        let per_cpu = self
+            .loss
+            .get(&0, 0)
+            .context("reading the kernel loss counters")?;
+        let mut totals = [0u64; KIND_SLOTS as usize];
+        for cpu in per_cpu.iter() {
+            for (t, c) in totals.iter_mut().zip(cpu.counts.iter()) {
+                *t += c;
+            }
+        }
+        let mut kinds = BTreeMap::new();
+        for (slot, (&now, seen)) in totals.iter().zip(self.loss_seen.iter_mut()).enumerate() {
+            if now > *seen {
+                kinds.insert(slot_name(slot), now - *seen);
+                *seen = now;
+            }
+        }
+        let t = now_ns();
+        if !kinds.is_empty() {
+            let rec = record::loss(t, self.loss_checked_ns, &kinds);
+            self.stats.lost += kinds.values().sum::<u64>();
+            sink.accept(rec)?;
+        }
+        self.loss_checked_ns = t;
+        Ok(())
+    }
+}

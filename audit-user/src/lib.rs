@@ -1,0 +1,15 @@
+//! sandbox-audit: a kernel-side, tamper-evident audit recorder for AI-agent
+//! sandboxes. Data flows one way through one module per stage:
+//!
+//! probes (kernel) → [`capture`] (ring buffer drain) → [`decode`] →
+//! [`record`] → sink ([`output`] for now).
+
+pub mod btf;
+pub mod capture;
+pub mod cgroup;
+pub mod cmd;
+pub mod decode;
+pub mod output;
+pub mod preflight;
+pub mod probes;
+pub mod record;

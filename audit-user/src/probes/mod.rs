@@ -1,0 +1,194 @@
+//! The kernel side as userspace sees it: load the embedded eBPF object with
+//! this kernel's struct offsets and the chosen scope, attach every probe, and
+//! hand out the ring buffer and loss counters to the next stage.
+
+pub mod offsets;
+
+use std::{collections::HashMap as StdHashMap, fs, path::Path};
+
+use anyhow::{Context, Result, anyhow, bail};
+use audit_common::{config::scope_mode, kind::LossCounters};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{HashMap, MapData, PerCpuArray, RingBuf},
+    programs::RawTracePoint,
+};
+
+use crate::{btf::Btf, cgroup::CgroupTarget};
+
+/// The probes, built by audit-user's build.rs from the audit-ebpf crate.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/audit-ebpf"));
+
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Which tasks are audited; decided in the kernel for every event.
+#[derive(Clone, Debug)]
+pub enum Scope {
+    /// A cgroup v2 directory and everything below it.
+    Cgroup(CgroupTarget),
+    /// A process and all its descendants, followed in the kernel on fork.
+    PidTree { root: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct ProbeOptions {
+    /// Ring buffer size in bytes (a power of two, multiple of the page size).
+    pub ring_buffer_bytes: u32,
+    /// Bytes waiting in the ring buffer before the kernel wakes the reader;
+    /// below that the reader drains on its own timer.
+    pub wakeup_bytes: u64,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            ring_buffer_bytes: 64 << 20,
+            wakeup_bytes: 1 << 20,
+        }
+    }
+}
+
+/// (program name in the object, raw tracepoint it attaches to)
+const RAW_TRACEPOINTS: &[(&str, &str)] = &[
+    ("sched_process_exec", "sched_process_exec"),
+    ("sched_process_fork", "sched_process_fork"),
+    ("sched_process_exit", "sched_process_exit"),
+];
+
+pub struct Probes {
+    ebpf: Ebpf,
+    pub scope: Scope,
+    /// Optional kernel fields this kernel lacks (their record fields stay 0).
+    pub missing_fields: Vec<String>,
+}
+
+impl Probes {
+    pub fn load(scope: Scope, opts: &ProbeOptions) -> Result<Probes> {
+        let size = opts.ring_buffer_bytes;
+        if !size.is_power_of_two() || size < 4096 {
+            bail!("ring buffer size {size} must be a power of two of at least 4096 bytes");
+        }
+        let btf = Btf::from_file(Path::new(KERNEL_BTF))?;
+        let (offsets, missing_fields) = offsets::resolve(&btf)?;
+        let (mode, level, id) = match &scope {
+            Scope::Cgroup(t) => (scope_mode::CGROUP, t.level, t.id),
+            Scope::PidTree { .. } => (scope_mode::PID_TREE, 0, 0),
+        };
+        let mut ebpf = EbpfLoader::new()
+            .override_global("SCOPE_MODE", &mode, true)
+            .override_global("SCOPE_CGROUP_LEVEL", &level, true)
+            .override_global("SCOPE_CGROUP_ID", &id, true)
+            .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
+            .override_global("OFFSETS", &offsets, true)
+            .map_max_entries("EVENTS", size)
+            .load(EBPF_OBJECT)
+            .context("loading the eBPF object into the kernel")?;
+
+        // Fill the pid-tree map before attaching so the root's first events count.
+        if let Scope::PidTree { root } = scope {
+            let mut tracked: HashMap<_, u32, u8> = HashMap::try_from(
+                ebpf.map_mut("TRACKED_PIDS")
+                    .ok_or_else(|| anyhow!("map TRACKED_PIDS missing"))?,
+            )?;
+            tracked
+                .insert(root, 1, 0)
+                .context("adding the root pid to TRACKED_PIDS")?;
+        }
+
+        for (prog, tp) in RAW_TRACEPOINTS {
+            let p: &mut RawTracePoint = ebpf
+                .program_mut(prog)
+                .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+                .try_into()?;
+            p.load()
+                .with_context(|| format!("the kernel verifier rejected {prog}"))?;
+            p.attach(tp)
+                .with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        }
+
+        // Descendants forked before the probes were attached: add them now. A
+        // process forked in between is caught by the fork probe (its parent is
+        // tracked) or by this walk (it exists now) — attach came first.
+        if let Scope::PidTree { root } = scope {
+            let mut tracked: HashMap<_, u32, u8> =
+                HashMap::try_from(ebpf.map_mut("TRACKED_PIDS").expect("checked above"))?;
+            for pid in descendants(root)? {
+                tracked
+                    .insert(pid, 1, 0)
+                    .with_context(|| format!("tracking descendant {pid}"))?;
+            }
+        }
+        Ok(Probes {
+            ebpf,
+            scope,
+            missing_fields,
+        })
+    }
+
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let m = self
+            .ebpf
+            .take_map("EVENTS")
+            .ok_or_else(|| anyhow!("ring buffer already taken"))?;
+        Ok(RingBuf::try_from(m)?)
+    }
+
+    pub fn take_loss_counters(&mut self) -> Result<PerCpuArray<MapData, LossCounters>> {
+        let m = self
+            .ebpf
+            .take_map("LOSS")
+            .ok_or_else(|| anyhow!("loss counters already taken"))?;
+        Ok(PerCpuArray::try_from(m)?)
+    }
+}
+
+/// All processes below `root` right now, from /proc/*/stat parent links.
+pub fn descendants(root: u32) -> Result<Vec<u32>> {
+    let mut children: StdHashMap<u32, Vec<u32>> = StdHashMap::new();
+    for entry in fs::read_dir("/proc").context("reading /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit while we look: skip it, it no longer matters.
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some(ppid) = parse_stat_ppid(&stat) {
+            children.entry(ppid).or_default().push(pid);
+        }
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        for &c in children.get(&p).map(Vec::as_slice).unwrap_or(&[]) {
+            out.push(c);
+            stack.push(c);
+        }
+    }
+    Ok(out)
+}
+
+/// The ppid field of /proc/PID/stat; comm (field 2) may contain spaces and
+/// parentheses, so parse from the last ')'.
+pub fn parse_stat_ppid(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_ppid_survives_hostile_comm() {
+        assert_eq!(parse_stat_ppid("42 (a) b) c) S 7 42 42 0"), Some(7));
+        assert_eq!(parse_stat_ppid("1 (init) S 0 1 1"), Some(0));
+        assert_eq!(parse_stat_ppid("garbage"), None);
+        assert_eq!(parse_stat_ppid("1 (x)"), None);
+    }
+}

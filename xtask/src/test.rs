@@ -1,0 +1,101 @@
+//! `cargo xtask test`: the whole suite, as CI runs it. Prints one summary line
+//! ("summary: N passed, N failed, N skipped") after cargo's own output.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::util::root;
+
+#[derive(Default, Debug)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+/// Adds the counts of one `test result: ok. 5 passed; 0 failed; 1 ignored; ...` line.
+fn add_result_line(t: &mut Totals, line: &str) {
+    let Some(rest) = line.strip_prefix("test result: ") else {
+        return;
+    };
+    for part in rest.split(';') {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let n = |i: usize| {
+            words
+                .get(i)
+                .and_then(|w| w.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        match words.as_slice() {
+            [_, _, "passed"] => t.passed += n(1),
+            [_, "passed"] => t.passed += n(0),
+            [_, "failed"] => t.failed += n(0),
+            [_, "ignored"] => t.ignored += n(0),
+            _ => {}
+        }
+    }
+}
+
+pub fn run(extra: &[String]) -> Result<()> {
+    if unsafe_geteuid() != 0 {
+        bail!("the test suite loads eBPF programs and creates cgroups: run it as root");
+    }
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(root())
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .args(extra)
+        .stdout(Stdio::piped());
+    let mut child = cmd.spawn().context("starting cargo test")?;
+    let stdout = child.stdout.take().context("cargo test stdout")?;
+    let mut totals = Totals::default();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.context("reading cargo test output")?;
+        println!("{line}");
+        add_result_line(&mut totals, line.trim());
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    println!(
+        "summary: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if !status.success() || totals.failed > 0 {
+        bail!("tests failed ({status})");
+    }
+    if totals.passed == 0 {
+        bail!("no test ran");
+    }
+    Ok(())
+}
+
+fn unsafe_geteuid() -> u32 {
+    // /proc/self/status avoids a libc dependency just for geteuid.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(2).and_then(|v| v.parse().ok()))
+        .unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_cargo_result_lines() {
+        let mut t = Totals::default();
+        add_result_line(
+            &mut t,
+            "test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s",
+        );
+        add_result_line(
+            &mut t,
+            "test result: FAILED. 2 passed; 3 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        add_result_line(&mut t, "running 5 tests");
+        assert_eq!((t.passed, t.failed, t.ignored), (7, 3, 1));
+    }
+}
