@@ -5,6 +5,9 @@
 const DEFAULT_BPF_TOOLCHAIN: &str = "nightly-2026-05-19";
 
 fn main() -> anyhow::Result<()> {
+    if std::env::var_os("CARGO_FEATURE_PROBES").is_none() {
+        return Ok(());
+    }
     println!("cargo:rerun-if-env-changed=SANDBOX_AUDIT_BPF_TOOLCHAIN");
     let toolchain = std::env::var("SANDBOX_AUDIT_BPF_TOOLCHAIN")
         .unwrap_or_else(|_| DEFAULT_BPF_TOOLCHAIN.to_string());

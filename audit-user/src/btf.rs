@@ -10,6 +10,9 @@ use std::{collections::HashMap, path::Path};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+/// Where the running kernel exposes its own BTF.
+pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
+
 const MAGIC: u16 = 0xeb9f;
 
 const KIND_INT: u32 = 1;

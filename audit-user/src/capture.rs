@@ -16,24 +16,9 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use crate::{
     decode::decode,
     probes::{ProbeOptions, Probes, Scope},
-    record::{self, Clock, Record, now_ns},
+    record::{self, Clock, now_ns},
+    sink::Sink,
 };
-
-/// The next stage. `accept` takes ownership of each record in order.
-pub trait Sink {
-    fn accept(&mut self, record: Record) -> Result<()>;
-    /// Called after each drained batch: push buffered output onward.
-    fn flush(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink for Vec<Record> {
-    fn accept(&mut self, record: Record) -> Result<()> {
-        self.push(record);
-        Ok(())
-    }
-}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureStats {

@@ -2,14 +2,18 @@
 //! sandboxes. Data flows one way through one module per stage:
 //!
 //! probes (kernel) → [`capture`] (ring buffer drain) → [`decode`] →
-//! [`record`] → sink ([`output`] for now).
+//! [`record`] → [`sink`] ([`output`] for now).
 
 pub mod btf;
+#[cfg(feature = "probes")]
 pub mod capture;
 pub mod cgroup;
+#[cfg(feature = "probes")]
 pub mod cmd;
 pub mod decode;
 pub mod output;
 pub mod preflight;
+#[cfg(feature = "probes")]
 pub mod probes;
 pub mod record;
+pub mod sink;

@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::{capture::Sink, record::Record};
+use crate::{record::Record, sink::Sink};
 
 pub struct JsonLines<W: Write> {
     out: W,

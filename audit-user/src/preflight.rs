@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
-use crate::probes::KERNEL_BTF;
+use crate::btf::KERNEL_BTF;
 
 pub fn require_root() -> Result<()> {
     // SAFETY: geteuid cannot fail.

@@ -13,11 +13,12 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use crate::{
-    capture::{Capture, Sink},
+    capture::Capture,
     cgroup::{self, Cgroup2},
     cmd::StopSignals,
     preflight,
     probes::{ProbeOptions, Scope},
+    sink::Sink,
 };
 
 #[derive(Clone, Debug)]

@@ -6,11 +6,12 @@ use std::{path::PathBuf, time::Duration};
 use anyhow::{Result, bail};
 
 use crate::{
-    capture::{Capture, Sink},
+    capture::Capture,
     cgroup::Cgroup2,
     cmd::StopSignals,
     preflight,
     probes::{ProbeOptions, Scope},
+    sink::Sink,
 };
 
 #[derive(Clone, Debug)]

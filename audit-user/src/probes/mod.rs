@@ -14,12 +14,13 @@ use aya::{
     programs::RawTracePoint,
 };
 
-use crate::{btf::Btf, cgroup::CgroupTarget};
+use crate::{
+    btf::{Btf, KERNEL_BTF},
+    cgroup::CgroupTarget,
+};
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/audit-ebpf"));
-
-pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Which tasks are audited; decided in the kernel for every event.
 #[derive(Clone, Debug)]
