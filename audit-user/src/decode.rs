@@ -102,6 +102,9 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
 /// Splits the kernel's argv area into arguments. Each argument ends with a
 /// NUL; a final piece without NUL (cut by the bound) is kept as-is.
 pub fn split_argv(area: &[u8]) -> Vec<Vec<u8>> {
+    if area.is_empty() {
+        return Vec::new();
+    }
     let mut args: Vec<Vec<u8>> = area.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
     // `split` yields one empty piece after the final NUL terminator.
     if area.last() == Some(&0) {
