@@ -14,7 +14,7 @@ pub mod scope_mode {
 /// Byte offsets of the kernel struct fields the probes read, resolved by the
 /// loader from /sys/kernel/btf/vmlinux so no kernel layout is baked in at build
 /// time. A value of `u32::MAX` means "not present on this kernel": the probe
-/// then leaves the dependent field zero.
+/// then leaves the dependent field zero. Names are `<struct>_<field>`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KernelOffsets {
@@ -26,6 +26,8 @@ pub struct KernelOffsets {
     pub task_exit_code: u32,
     pub task_signal: u32,
     pub task_mm: u32,
+    pub task_fs: u32,
+    pub task_files: u32,
     pub cred_uid: u32,
     pub cred_gid: u32,
     pub cred_euid: u32,
@@ -39,9 +41,25 @@ pub struct KernelOffsets {
     pub mm_arg_end: u32,
     pub bprm_filename: u32,
     pub bprm_argc: u32,
-    pub _reserved: [u32; 11],
+    pub fs_root: u32,
+    pub fs_pwd: u32,
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    pub vfsmount_root: u32,
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    pub files_fdt: u32,
+    pub fdtable_fd: u32,
+    pub fdtable_max_fds: u32,
+    pub file_path: u32,
+    pub file_inode: u32,
+    pub inode_mode: u32,
+    pub _reserved: [u32; 25],
 }
-crate::assert_size!(KernelOffsets, 128);
+crate::assert_size!(KernelOffsets, 256);
 
 impl KernelOffsets {
     pub const MISSING: u32 = u32::MAX;
@@ -57,6 +75,8 @@ impl KernelOffsets {
             task_exit_code: m,
             task_signal: m,
             task_mm: m,
+            task_fs: m,
+            task_files: m,
             cred_uid: m,
             cred_gid: m,
             cred_euid: m,
@@ -70,7 +90,23 @@ impl KernelOffsets {
             mm_arg_end: m,
             bprm_filename: m,
             bprm_argc: m,
-            _reserved: [0; 11],
+            fs_root: m,
+            fs_pwd: m,
+            path_mnt: m,
+            path_dentry: m,
+            dentry_parent: m,
+            dentry_name: m,
+            vfsmount_root: m,
+            mount_mnt: m,
+            mount_parent: m,
+            mount_mountpoint: m,
+            files_fdt: m,
+            fdtable_fd: m,
+            fdtable_max_fds: m,
+            file_path: m,
+            file_inode: m,
+            inode_mode: m,
+            _reserved: [0; 25],
         }
     }
 }

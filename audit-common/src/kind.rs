@@ -24,16 +24,19 @@ pub enum EventKind {
     Exec = 1,
     Fork = 2,
     Exit = 3,
+    Syscall = 4,
 }
 
 impl EventKind {
-    pub const ALL: &'static [EventKind] = &[EventKind::Exec, EventKind::Fork, EventKind::Exit];
+    pub const ALL: &'static [EventKind] =
+        &[EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::Syscall];
 
     pub const fn from_u32(v: u32) -> Option<EventKind> {
         match v {
             1 => Some(EventKind::Exec),
             2 => Some(EventKind::Fork),
             3 => Some(EventKind::Exit),
+            4 => Some(EventKind::Syscall),
             _ => None,
         }
     }
@@ -44,6 +47,7 @@ impl EventKind {
             EventKind::Exec => "exec",
             EventKind::Fork => "fork",
             EventKind::Exit => "exit",
+            EventKind::Syscall => "syscall",
         }
     }
 }
@@ -54,4 +58,10 @@ pub mod loss_slot {
     /// A forked child could not be added to the tracked-pid map (pid-tree scope):
     /// its later events would be missed, so it is reported as loss.
     pub const SCOPE_MAP_FULL: u32 = 60;
+    /// A syscall's arguments could not be saved at entry (pending map full):
+    /// its event is lost.
+    pub const PENDING_MAP_FULL: u32 = 61;
+    /// A file was opened for writing on an fd too large for the first-write
+    /// bitmap, or the bitmap map was full: its first write is not recorded.
+    pub const FIRST_WRITE_UNTRACKED: u32 = 62;
 }

@@ -1,9 +1,14 @@
 //! Maps shared by all probes. Sizes here are defaults; the loader may resize.
 
-use audit_common::{event::ExecScratch, kind::LossCounters};
+use audit_common::{
+    event::ExecScratch,
+    kind::LossCounters,
+    syscall::{FdBitmap, MAX_SYSCALL_NR, PendingSyscall, SyscallScratch, SyscallSpec},
+};
 use aya_ebpf::{
+    bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
 };
 
 /// Every event goes through this one ring buffer, in order per CPU.
@@ -15,11 +20,43 @@ pub static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 #[map]
 pub static LOSS: PerCpuArray<LossCounters> = PerCpuArray::with_max_entries(1, 0);
 
-/// Tgids in scope for the pid-tree mode. The loader adds the root (and its
-/// existing descendants); the fork probe adds children; the exit probe removes.
+/// Tgids known to be in scope. In pid-tree mode this IS the scope; in cgroup
+/// mode it tells a kill aimed inside the sandbox from one aimed outside.
+/// The loader seeds it; the fork probe adds children; the exit probe removes.
 #[map]
 pub static TRACKED_PIDS: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
 
 /// Scratch for assembling a variable-length exec event (too big for the stack).
 #[map]
 pub static EXEC_SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// What to capture per syscall number; filled by the loader.
+#[map]
+pub static SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
+
+/// Arguments of syscalls in flight, per thread (pid_tgid), from enter to exit.
+#[map]
+pub static PENDING: HashMap<u64, PendingSyscall> = HashMap::with_max_entries(16384, 0);
+
+/// Per process (tgid): fds opened for writing whose first write is still to
+/// be recorded. Allocated on first use.
+#[map]
+pub static FD_MARKS: HashMap<u32, FdBitmap> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+
+/// An all-zero bitmap to insert from (512 bytes do not fit the BPF stack).
+#[map]
+pub static ZERO_BITMAP: Array<FdBitmap> = Array::with_max_entries(1, 0);
+
+/// Scratch for assembling a syscall event.
+#[map]
+pub static SYSCALL_SCRATCH: PerCpuArray<SyscallScratch> = PerCpuArray::with_max_entries(1, 0);
+
+/// State of the `bpf_loop` callbacks (capture ops, dentry walks).
+#[repr(C)]
+pub struct LoopState {
+    pub ops: crate::syscalls::OpCtx,
+    pub walk: crate::paths::Walk,
+}
+
+#[map]
+pub static LOOP_STATE: PerCpuArray<LoopState> = PerCpuArray::with_max_entries(1, 0);

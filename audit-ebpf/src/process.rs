@@ -17,8 +17,8 @@ use aya_ebpf::{
 use crate::{
     emit::{count_loss, emit_bytes, emit_fixed},
     globals::{self, OFFSETS},
-    maps::{EXEC_SCRATCH, TRACKED_PIDS},
-    scope::{in_scope, pid_tree_mode},
+    maps::{EXEC_SCRATCH, FD_MARKS, PENDING, TRACKED_PIDS},
+    scope::in_scope,
     task::{current_task, fill_header, read_at},
 };
 
@@ -107,8 +107,9 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     let thread = child_tgid == parent_tgid;
 
     // Pid-tree scope follows new processes here, in the kernel, before the
-    // child can run: no window in which its events would be missed.
-    if pid_tree_mode() && !thread && TRACKED_PIDS.insert(&child_tgid, &1, 0).is_err() {
+    // child can run: no window in which its events would be missed. (In
+    // cgroup mode the map only classifies kill targets.)
+    if !thread && TRACKED_PIDS.insert(&child_tgid, &1, 0).is_err() {
         count_loss(loss_slot::SCOPE_MAP_FULL);
     }
 
@@ -159,8 +160,11 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
     );
     emit_fixed(EventKind::Exit as u32, ev);
 
-    if group_dead && pid_tree_mode() {
+    // A thread killed inside a syscall never reaches sys_exit.
+    let _ = PENDING.remove(&aya_ebpf::helpers::bpf_get_current_pid_tgid());
+    if group_dead {
         let _ = TRACKED_PIDS.remove(&tgid);
+        let _ = FD_MARKS.remove(&tgid);
     }
     0
 }

@@ -19,8 +19,3 @@ pub fn in_scope(tgid: u32) -> bool {
         _ => false,
     }
 }
-
-#[inline(always)]
-pub fn pid_tree_mode() -> bool {
-    globals::get(&globals::SCOPE_MODE) == scope_mode::PID_TREE
-}

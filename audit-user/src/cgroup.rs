@@ -125,6 +125,17 @@ pub fn procs(cg: &Path) -> Result<Vec<u32>> {
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
+/// The pids in the cgroup and all cgroups below it.
+pub fn procs_below(cg: &Path) -> Result<Vec<u32>> {
+    let mut out = procs(cg)?;
+    for e in fs::read_dir(cg).with_context(|| format!("listing {}", cg.display()))?.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            out.extend(procs_below(&e.path())?);
+        }
+    }
+    Ok(out)
+}
+
 /// True while any process lives in the cgroup or below it (cgroup.events).
 pub fn populated(cg: &Path) -> Result<bool> {
     let p = cg.join("cgroup.events");

@@ -7,6 +7,7 @@ use std::mem::size_of;
 use audit_common::{
     event::{EventHeader, ExecEvent, ExitEvent, ForkEvent},
     kind::EventKind,
+    syscall::{CaptureHeader, SyscallEvent},
 };
 use thiserror::Error;
 
@@ -18,11 +19,34 @@ pub struct Exec {
     pub argv: Vec<u8>,
 }
 
+/// One piece of data a syscall probe captured (see `audit_common::syscall`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capture {
+    pub kind: u8,
+    pub slot: u8,
+    pub flags: u8,
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    pub raw: SyscallEvent,
+    pub captures: Vec<Capture>,
+}
+
+impl Syscall {
+    /// Captures of `kind` for argument `slot`.
+    pub fn capture(&self, kind: u8, slot: u8) -> Option<&Capture> {
+        self.captures.iter().find(|c| c.kind == kind && c.slot == slot)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Exec(Exec),
     Fork(ForkEvent),
     Exit(ExitEvent),
+    Syscall(Syscall),
 }
 
 impl Event {
@@ -31,6 +55,7 @@ impl Event {
             Event::Exec(e) => &e.raw.header,
             Event::Fork(e) => &e.header,
             Event::Exit(e) => &e.header,
+            Event::Syscall(e) => &e.raw.header,
         }
     }
 }
@@ -49,6 +74,8 @@ pub enum DecodeError {
         argv: u32,
         available: usize,
     },
+    #[error("syscall capture at byte {at} claims {len} bytes, past the event's end")]
+    CaptureLength { at: usize, len: u32 },
 }
 
 /// Copies a `#[repr(C)]` wire struct out of the front of `bytes`.
@@ -95,6 +122,26 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         }
         Some(EventKind::Fork) => Ok(Event::Fork(read(bytes)?)),
         Some(EventKind::Exit) => Ok(Event::Exit(read(bytes)?)),
+        Some(EventKind::Syscall) => {
+            let raw: SyscallEvent = read(bytes)?;
+            let mut data = &bytes[size_of::<SyscallEvent>()..];
+            if (raw.data_len as usize) < data.len() {
+                data = &data[..raw.data_len as usize];
+            }
+            let mut captures = Vec::new();
+            let mut at = 0;
+            while at < data.len() {
+                let h: CaptureHeader = read(&data[at..])?;
+                let start = at + size_of::<CaptureHeader>();
+                let end = start.checked_add(h.len as usize).filter(|&e| e <= data.len());
+                let Some(end) = end else {
+                    return Err(DecodeError::CaptureLength { at, len: h.len });
+                };
+                captures.push(Capture { kind: h.kind, slot: h.slot, flags: h.flags, bytes: data[start..end].to_vec() });
+                at = end;
+            }
+            Ok(Event::Syscall(Syscall { raw, captures }))
+        }
         None => Err(DecodeError::UnknownKind(header.kind)),
     }
 }

@@ -17,3 +17,4 @@ pub mod preflight;
 pub mod probes;
 pub mod record;
 pub mod sink;
+pub mod syscalls;

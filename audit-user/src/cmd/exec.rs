@@ -83,6 +83,21 @@ pub fn exec(opts: &ExecOptions, stop: &StopSignals, sink: &mut dyn Sink) -> Resu
     result
 }
 
+/// The first executable `program` on PATH, or `program` itself when it
+/// contains a slash or is not found (the spawn then reports the error).
+pub fn resolve_program(program: &OsString) -> PathBuf {
+    use std::os::unix::{ffi::OsStrExt, fs::PermissionsExt};
+    let p = Path::new(program);
+    if program.as_bytes().contains(&b'/') {
+        return p.to_path_buf();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(p))
+        .find(|c| std::fs::metadata(c).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .unwrap_or_else(|| p.to_path_buf())
+}
+
 fn run_in(
     cg: &Path,
     scope: Scope,
@@ -101,8 +116,10 @@ fn run_in(
         .open(cg.join("cgroup.procs"))
         .with_context(|| format!("opening {}/cgroup.procs", cg.display()))?;
     let procs_fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
-    let mut command = Command::new(program);
-    command.args(args);
+    // Search PATH here, not in the child: each miss would otherwise be an
+    // audited failed execve of the command itself.
+    let mut command = Command::new(resolve_program(program));
+    command.arg0(program).args(args);
     // SAFETY: the closure only calls write(2), which is async-signal-safe.
     unsafe {
         command.pre_exec(move || {

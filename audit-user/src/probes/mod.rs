@@ -8,16 +8,20 @@ use std::{collections::HashMap as StdHashMap, fs, path::Path};
 
 use anyhow::{Context, Result, anyhow, bail};
 use audit_common::{config::scope_mode, kind::LossCounters};
+use audit_common::syscall::{MAX_SYSCALL_NR, SyscallSpec};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{HashMap, MapData, PerCpuArray, RingBuf},
-    programs::RawTracePoint,
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    programs::{RawTracePoint, TracePoint},
 };
 
 use crate::{
     btf::{Btf, KERNEL_BTF},
-    cgroup::CgroupTarget,
+    cgroup::{self, CgroupTarget},
+    syscalls,
 };
+
+mod tracefs;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/audit-ebpf"));
@@ -61,6 +65,8 @@ pub struct Probes {
     pub scope: Scope,
     /// Optional kernel fields this kernel lacks (their record fields stay 0).
     pub missing_fields: Vec<String>,
+    /// Audited syscalls this kernel has no tracepoint for (not compiled in).
+    pub unavailable_syscalls: Vec<&'static str>,
 }
 
 impl Probes {
@@ -87,14 +93,9 @@ impl Probes {
 
         // Fill the pid-tree map before attaching so the root's first events count.
         if let Scope::PidTree { root } = scope {
-            let mut tracked: HashMap<_, u32, u8> = HashMap::try_from(
-                ebpf.map_mut("TRACKED_PIDS")
-                    .ok_or_else(|| anyhow!("map TRACKED_PIDS missing"))?,
-            )?;
-            tracked
-                .insert(root, 1, 0)
-                .context("adding the root pid to TRACKED_PIDS")?;
+            track(&mut ebpf, &[root])?;
         }
+        let unavailable_syscalls = attach_syscalls(&mut ebpf)?;
 
         for (prog, tp) in RAW_TRACEPOINTS {
             let p: &mut RawTracePoint = ebpf
@@ -107,23 +108,16 @@ impl Probes {
                 .with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
         }
 
-        // Descendants forked before the probes were attached: add them now. A
-        // process forked in between is caught by the fork probe (its parent is
-        // tracked) or by this walk (it exists now) — attach came first.
-        if let Scope::PidTree { root } = scope {
-            let mut tracked: HashMap<_, u32, u8> =
-                HashMap::try_from(ebpf.map_mut("TRACKED_PIDS").expect("checked above"))?;
-            for pid in descendants(root)? {
-                tracked
-                    .insert(pid, 1, 0)
-                    .with_context(|| format!("tracking descendant {pid}"))?;
-            }
-        }
-        Ok(Probes {
-            ebpf,
-            scope,
-            missing_fields,
-        })
+        // Processes that existed before the probes were attached: add them
+        // now. One forked in between is caught by the fork probe (its parent
+        // is tracked) or by this walk (it exists now) — attach came first. In
+        // cgroup mode the map only tells kill targets inside from outside.
+        let existing = match &scope {
+            Scope::PidTree { root } => descendants(*root)?,
+            Scope::Cgroup(t) => cgroup::procs_below(&t.path)?,
+        };
+        track(&mut ebpf, &existing)?;
+        Ok(Probes { ebpf, scope, missing_fields, unavailable_syscalls })
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
@@ -141,6 +135,51 @@ impl Probes {
             .ok_or_else(|| anyhow!("loss counters already taken"))?;
         Ok(PerCpuArray::try_from(m)?)
     }
+}
+
+fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
+    let mut tracked: HashMap<_, u32, u8> = HashMap::try_from(
+        ebpf.map_mut("TRACKED_PIDS").ok_or_else(|| anyhow!("map TRACKED_PIDS missing"))?,
+    )?;
+    for &pid in pids {
+        tracked.insert(pid, 1, 0).with_context(|| format!("adding pid {pid} to TRACKED_PIDS"))?;
+    }
+    Ok(())
+}
+
+/// Writes every syscall's spec and attaches the generic enter/exit probes to
+/// its tracepoints. Returns the syscalls this kernel has no tracepoint for.
+fn attach_syscalls(ebpf: &mut Ebpf) -> Result<Vec<&'static str>> {
+    tracefs::check_syscall_layout()?;
+    let mut specs: Array<_, SyscallSpec> =
+        Array::try_from(ebpf.map_mut("SPECS").ok_or_else(|| anyhow!("map SPECS missing"))?)?;
+    let mut unavailable = Vec::new();
+    let mut present = Vec::new();
+    for def in syscalls::TABLE {
+        if !tracefs::has_syscall_tracepoint(def.tracepoint()) {
+            unavailable.push(def.name);
+            continue;
+        }
+        let nr = u32::try_from(def.nr).ok().filter(|&n| n < MAX_SYSCALL_NR);
+        let nr = nr.ok_or_else(|| anyhow!("syscall {} has number {} outside the spec table", def.name, def.nr))?;
+        specs.set(nr, def.spec(), 0).with_context(|| format!("writing the spec of {}", def.name))?;
+        present.push(def.tracepoint());
+    }
+    for (prog, prefix) in [("sys_enter", "sys_enter_"), ("sys_exit", "sys_exit_")] {
+        let p: &mut TracePoint = ebpf
+            .program_mut(prog)
+            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
+            .try_into()?;
+        p.load().with_context(|| format!("the kernel verifier rejected {prog}"))?;
+        for tp in &present {
+            p.attach("syscalls", &format!("{prefix}{tp}"))
+                .with_context(|| format!("attaching {prog} to syscalls:{prefix}{tp}"))?;
+        }
+    }
+    if !unavailable.is_empty() {
+        log::warn!("this kernel has no tracepoints for {unavailable:?}; those syscalls are not audited");
+    }
+    Ok(unavailable)
 }
 
 /// All processes below `root` right now, from /proc/*/stat parent links.

@@ -13,7 +13,16 @@ use audit_common::event::{EventHeader, exec_flags, exit_flags, fork_flags};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde_json::{Map, Value, json};
 
-use crate::decode::{Event, split_argv};
+use crate::{
+    decode::{Event, split_argv},
+    syscalls,
+};
+
+mod dns;
+pub mod errno;
+pub mod paths;
+pub mod sockaddr;
+mod syscall;
 
 pub type Json = Map<String, Value>;
 
@@ -143,14 +152,13 @@ fn flag(set: bool) -> Value {
 /// Turns a decoded kernel event into a record.
 pub fn from_event(ev: &Event, clock: &Clock) -> Record {
     let h = ev.header();
-    let mut r = Record::new(
-        match ev {
-            Event::Exec(_) => "exec",
-            Event::Fork(_) => "fork",
-            Event::Exit(_) => "exit",
-        },
-        clock.wall_ns(h.boot_ns),
-    );
+    let kind = match ev {
+        Event::Exec(_) => "exec",
+        Event::Fork(_) => "fork",
+        Event::Exit(_) => "exit",
+        Event::Syscall(s) => syscalls::by_nr(s.raw.nr).map_or("unknown_syscall", |d| d.kind),
+    };
+    let mut r = Record::new(kind, clock.wall_ns(h.boot_ns));
     r.fields.insert("proc".into(), process_json(h));
     let f = &mut r.fields;
     match ev {
@@ -190,6 +198,13 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Record {
                 f.insert("core_dumped".into(), flag(code & 0x80 != 0));
             }
         }
+        Event::Syscall(s) => match syscalls::by_nr(s.raw.nr) {
+            Some(def) => syscall::fields(s, def, f),
+            None => {
+                f.insert("nr".into(), s.raw.nr.into());
+                f.insert("ret".into(), s.raw.ret.into());
+            }
+        },
     }
     r
 }

@@ -1,0 +1,440 @@
+//! The generic syscall probes: `sys_enter` and `sys_exit` are attached to the
+//! `syscalls:sys_enter_*` / `sys_exit_*` tracepoints of every audited syscall
+//! (narrow tracepoints, not raw sys_enter for everything). Enter saves the
+//! arguments per thread; exit pairs them with the result and captures what
+//! the loader's [`SyscallSpec`] asks for.
+
+use core::ffi::c_void;
+
+use audit_common::{
+    event::EventHeader,
+    kind::{EventKind, loss_slot},
+    syscall::{
+        CWD, FD_BITMAP_FDS, MAX_OPS, PendingSyscall, RET, SYSCALL_DATA_MAX, SyscallEvent,
+        SyscallSpec, capture_flags, capture_kind, event_flags, op, spec_flags,
+    },
+};
+use aya_ebpf::{
+    bindings::BPF_NOEXIST,
+    helpers::{
+        bpf_get_current_pid_tgid, bpf_probe_read_user,
+        generated::{bpf_ktime_get_boot_ns, bpf_loop},
+    },
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+
+use crate::{
+    capture::{self, Writer, first_byte, kind_slot, sockaddr_port},
+    emit::{count_loss, emit_bytes},
+    maps::{FD_MARKS, LOOP_STATE, PENDING, SPECS, SYSCALL_SCRATCH, TRACKED_PIDS, ZERO_BITMAP},
+    paths::{capture_components, cwd, fd_path},
+    scope::in_scope,
+    task::fill_header,
+};
+
+/// Stable layout of every syscalls:* tracepoint record.
+const NR_OFFSET: usize = 8;
+const ARGS_OFFSET: usize = 16;
+const RET_OFFSET: usize = 16;
+const AT_FDCWD: i64 = -100;
+
+#[inline(always)]
+fn spec_for(nr: i32) -> Option<&'static SyscallSpec> {
+    if nr < 0 {
+        return None;
+    }
+    let s = SPECS.get(nr as u32)?;
+    (s.flags & spec_flags::ENABLED != 0).then_some(s)
+}
+
+#[inline(always)]
+fn arg(args: &[u64; 6], i: u8) -> u64 {
+    match args.get(i as usize) {
+        Some(v) => *v,
+        None => 0,
+    }
+}
+
+/// Bit `fd` of the current process's first-write marks: (word index, mask).
+#[inline(always)]
+fn fd_bit(fd: i64) -> Option<(usize, u64)> {
+    if fd < 0 || fd as usize >= FD_BITMAP_FDS {
+        return None;
+    }
+    Some((
+        (fd as usize / 64) & (FD_BITMAP_FDS / 64 - 1),
+        1u64 << (fd as u64 % 64),
+    ))
+}
+
+#[inline(always)]
+fn fd_marked(tgid: u32, fd: i64) -> bool {
+    let Some((w, m)) = fd_bit(fd) else {
+        return false;
+    };
+    match FD_MARKS.get_ptr(&tgid) {
+        Some(b) => unsafe { (*b).bits[w] & m != 0 },
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn clear_mark(tgid: u32, fd: i64) {
+    let Some((w, m)) = fd_bit(fd) else { return };
+    if let Some(b) = FD_MARKS.get_ptr_mut(&tgid) {
+        unsafe { (*b).bits[w] &= !m };
+    }
+}
+
+/// Clears the marks of fds `first..=last` (close_range).
+#[inline(always)]
+fn clear_range(tgid: u32, first: u64, last: u64) {
+    let Some(b) = FD_MARKS.get_ptr_mut(&tgid) else {
+        return;
+    };
+    for w in 0..FD_BITMAP_FDS / 64 {
+        let lo = (w * 64) as u64;
+        let hi = lo + 63;
+        if last < lo || first > hi {
+            continue;
+        }
+        let from = if first > lo { first - lo } else { 0 };
+        let to = if last < hi { last - lo } else { 63 };
+        // Bits from..=to set.
+        let mask = (u64::MAX >> (63 - to)) & (u64::MAX << from);
+        unsafe { (*b).bits[w] &= !mask };
+    }
+}
+
+#[inline(always)]
+fn set_mark(tgid: u32, fd: i64) {
+    let Some((w, m)) = fd_bit(fd) else {
+        count_loss(loss_slot::FIRST_WRITE_UNTRACKED);
+        return;
+    };
+    if FD_MARKS.get_ptr_mut(&tgid).is_none() {
+        if let Some(zero) = ZERO_BITMAP.get(0) {
+            let _ = FD_MARKS.insert(&tgid, zero, BPF_NOEXIST as u64);
+        }
+    }
+    match FD_MARKS.get_ptr_mut(&tgid) {
+        Some(b) => unsafe { (*b).bits[w] |= m },
+        None => count_loss(loss_slot::FIRST_WRITE_UNTRACKED),
+    }
+}
+
+#[tracepoint]
+pub fn sys_enter(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    if !in_scope(tgid) {
+        return 0;
+    }
+    let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFFSET) }) else {
+        return 0;
+    };
+    let Some(spec) = spec_for(nr) else { return 0 };
+    let mut p = PendingSyscall {
+        nr: nr as u32,
+        _pad: 0,
+        enter_ns: unsafe { bpf_ktime_get_boot_ns() },
+        args: [0; 6],
+    };
+    for i in 0..6 {
+        if i < spec.nargs as usize {
+            p.args[i] = unsafe { ctx.read_at::<u64>(ARGS_OFFSET + 8 * i) }.unwrap_or(0);
+        }
+    }
+    let f = spec.flags;
+    // Frequent syscalls are decided here so that most never reach exit work.
+    if f & spec_flags::CLOSE != 0 {
+        clear_mark(tgid, p.args[0] as i64);
+        return 0;
+    }
+    if f & spec_flags::CLOSE_RANGE != 0 {
+        clear_range(tgid, p.args[0], p.args[1]);
+        return 0;
+    }
+    if f & spec_flags::FIRST_WRITE != 0 && !fd_marked(tgid, p.args[0] as i64) {
+        return 0;
+    }
+    if f & spec_flags::DUP_FCNTL != 0 {
+        const F_DUPFD: u32 = 0;
+        const F_DUPFD_CLOEXEC: u32 = 1030;
+        let cmd = p.args[1] as u32;
+        if cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC {
+            return 0;
+        }
+    }
+    if f & spec_flags::IOCTL_FILTER != 0 {
+        let cmd = p.args[1] as u32;
+        if cmd == 0 || (cmd != spec.ioctl_cmds[0] && cmd != spec.ioctl_cmds[1]) {
+            return 0;
+        }
+    }
+    if f & spec_flags::NEEDS_ADDR != 0 && arg(&p.args, spec.flags_arg) == 0 {
+        return 0;
+    }
+    if f & spec_flags::NEEDS_MSG_NAME != 0 {
+        let msg = arg(&p.args, spec.flags_arg);
+        let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
+        if name == 0 {
+            return 0;
+        }
+    }
+    if PENDING.insert(&pid_tgid, &p, 0).is_err() {
+        count_loss(loss_slot::PENDING_MAP_FULL);
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sys_exit(ctx: TracePointContext) -> u32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let Some(pending) = (unsafe { PENDING.get(&pid_tgid) }) else {
+        return 0;
+    };
+    let p = *pending;
+    let _ = PENDING.remove(&pid_tgid);
+    let tgid = (pid_tgid >> 32) as u32;
+    let nr = unsafe { ctx.read_at::<i32>(NR_OFFSET) }.unwrap_or(-1);
+    if nr as u32 != p.nr {
+        return 0;
+    }
+    let ret = unsafe { ctx.read_at::<i64>(RET_OFFSET) }.unwrap_or(0);
+    let Some(spec) = spec_for(nr) else { return 0 };
+    let f = spec.flags;
+    if f & spec_flags::EXEC != 0 && ret == 0 {
+        return 0;
+    }
+    if f & spec_flags::DUP != 0 {
+        if ret >= 0 && ret as u64 != p.args[0] {
+            let marked = fd_marked(tgid, p.args[0] as i64);
+            clear_mark(tgid, ret);
+            if marked {
+                set_mark(tgid, ret);
+            }
+        }
+        return 0;
+    }
+    if f & spec_flags::FIRST_WRITE != 0 {
+        if ret < 0 {
+            return 0;
+        }
+        clear_mark(tgid, p.args[0] as i64);
+    }
+    if f & spec_flags::OPEN_FOR_WRITE != 0 && ret >= 0 {
+        let mut oflags = arg(&p.args, spec.flags_arg);
+        if f & spec_flags::OPEN_HOW != 0 {
+            oflags = unsafe { bpf_probe_read_user(oflags as *const u64) }.unwrap_or(0);
+        }
+        const O_ACCMODE: u64 = 3;
+        if f & spec_flags::ALWAYS_WRITE != 0 || oflags & O_ACCMODE != 0 {
+            set_mark(tgid, ret);
+        }
+    }
+
+    let Some(scratch) = SYSCALL_SCRATCH.get_ptr_mut(0) else {
+        count_loss(EventKind::Syscall as u32);
+        return 0;
+    };
+    let scratch = unsafe { &mut *scratch };
+    let mut eflags = 0u32;
+    if f & spec_flags::KILL != 0 {
+        let target = arg(&p.args, spec.flags_arg) as i64 as i32;
+        if target > 0 && unsafe { TRACKED_PIDS.get(&(target as u32)) }.is_some() {
+            eflags |= event_flags::TARGET_IN_SCOPE;
+        }
+    }
+
+    // Arguments go into the event first: the capture callback reads them there.
+    let ev = &mut scratch.event;
+    ev.nr = p.nr;
+    ev.ret = ret;
+    ev.args = p.args;
+    ev.enter_ns = p.enter_ns;
+    let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
+        return 0;
+    };
+    unsafe {
+        (*state).ops = OpCtx {
+            nr: p.nr as u64,
+            ret,
+            pos: 0,
+            dport: 0,
+            truncated: 0,
+        };
+        bpf_loop(
+            MAX_OPS as u32,
+            op_step as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
+    }
+    let ops = unsafe { &(*state).ops };
+    if ops.truncated != 0 {
+        eflags |= event_flags::DATA_TRUNCATED;
+    }
+    let pos = (ops.pos as usize) & (SYSCALL_DATA_MAX - 1);
+
+    let ev = &mut scratch.event;
+    fill_header_for(&mut ev.header, pos);
+    ev.flags = eflags;
+    ev.data_len = pos as u32;
+    ev._pad = 0;
+    let size = core::mem::size_of::<SyscallEvent>() + pos;
+    let bytes: &[u8; core::mem::size_of::<audit_common::syscall::SyscallScratch>()] =
+        unsafe { &*(scratch as *const audit_common::syscall::SyscallScratch).cast() };
+    emit_bytes(EventKind::Syscall as u32, bytes, size);
+    0
+}
+
+/// Capture state shared with the `bpf_loop` callback, kept in a per-CPU map
+/// (see `paths::Walk` for why).
+#[repr(C)]
+pub struct OpCtx {
+    nr: u64,
+    ret: i64,
+    pos: u64,
+    /// Destination port of an address captured so far (0 = none).
+    dport: u64,
+    truncated: u64,
+}
+
+/// Runs capture op number `index` of the syscall's spec. Returns 1 to stop.
+#[inline(never)]
+extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    let c = unsafe { &mut (*state).ops };
+    let Some(scratch) = SYSCALL_SCRATCH.get_ptr_mut(0) else {
+        return 1;
+    };
+    let scratch = unsafe { &mut *scratch };
+    let Some(spec) = SPECS.get(c.nr as u32) else {
+        return 1;
+    };
+    let Some(o) = spec.ops.get(index as usize).copied() else {
+        return 1;
+    };
+    if o.kind == op::NONE {
+        return 1;
+    }
+    let args = scratch.event.args;
+    let mut w = Writer {
+        data: &mut scratch.data,
+        pos: c.pos as usize,
+        truncated: false,
+    };
+    let before = w.pos;
+    match o.kind {
+        op::USER_STR => capture::user_str(&mut w, o.arg, arg(&args, o.arg)),
+        op::PATH_AT => path_at(&mut w, o.arg, o.arg2, &args),
+        op::FD_PATH => {
+            let fd = if o.arg == RET {
+                c.ret
+            } else {
+                arg(&args, o.arg) as i64
+            };
+            if let Some(kp) = fd_path(fd) {
+                capture_components(&mut w, o.arg as u32, kp.mnt, kp.dentry);
+            }
+        }
+        op::SOCKADDR => {
+            let ks = kind_slot(capture_kind::SOCKADDR, o.arg);
+            capture::user_bytes(&mut w, ks, arg(&args, o.arg), arg(&args, o.arg2));
+            if w.pos != before {
+                if c.dport == 0 {
+                    c.dport = sockaddr_port(w.data, before).unwrap_or(0) as u64;
+                }
+            }
+        }
+        op::SOCKADDR_OUT => {
+            let lenp = arg(&args, o.arg2);
+            let ptr = arg(&args, o.arg);
+            if c.ret >= 0 && ptr != 0 && lenp != 0 {
+                let len: u32 = unsafe { bpf_probe_read_user(lenp as *const u32) }.unwrap_or(0);
+                let ks = kind_slot(capture_kind::SOCKADDR, o.arg);
+                capture::user_bytes(&mut w, ks, ptr, len as u64);
+            }
+        }
+        op::MSGHDR_NAME => {
+            let msg = arg(&args, o.arg);
+            let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
+            let len: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32) }.unwrap_or(0);
+            if name != 0 {
+                let ks = kind_slot(capture_kind::SOCKADDR, o.arg);
+                capture::user_bytes(&mut w, ks, name, len as u64);
+                if w.pos != before {
+                    if c.dport == 0 {
+                        c.dport = sockaddr_port(w.data, before).unwrap_or(0) as u64;
+                    }
+                }
+            }
+        }
+        op::USER_BYTES => {
+            let ks = kind_slot(capture_kind::BYTES, o.arg);
+            capture::user_bytes(&mut w, ks, arg(&args, o.arg), o.size as u64);
+        }
+        op::USER_U32S => {
+            let n = arg(&args, o.arg2).saturating_mul(4).min(o.size as u64);
+            let ks = kind_slot(capture_kind::BYTES, o.arg);
+            capture::user_bytes(&mut w, ks, arg(&args, o.arg), n);
+        }
+        op::DNS_PAYLOAD if c.dport == 53 => {
+            let n = arg(&args, o.arg2).min(o.size as u64);
+            let ks = kind_slot(capture_kind::BYTES, o.arg);
+            capture::user_bytes(&mut w, ks, arg(&args, o.arg), n);
+        }
+        op::DNS_PAYLOAD_MSG if c.dport == 53 => {
+            let msg = arg(&args, o.arg);
+            // struct msghdr { name; namelen; iov; iovlen; ... }: iov at 16.
+            let iov: u64 = unsafe { bpf_probe_read_user((msg + 16) as *const u64) }.unwrap_or(0);
+            let base: u64 = unsafe { bpf_probe_read_user(iov as *const u64) }.unwrap_or(0);
+            let len: u64 = unsafe { bpf_probe_read_user((iov + 8) as *const u64) }.unwrap_or(0);
+            let ks = kind_slot(capture_kind::BYTES, o.arg);
+            capture::user_bytes(&mut w, ks, base, len.min(o.size as u64));
+        }
+        _ => {}
+    }
+    c.pos = w.pos as u64;
+    if w.truncated {
+        c.truncated = 1;
+    }
+    0
+}
+
+#[inline(always)]
+fn fill_header_for(h: &mut EventHeader, data_len: usize) {
+    fill_header(
+        h,
+        EventKind::Syscall as u32,
+        (core::mem::size_of::<SyscallEvent>() + data_len) as u32,
+    );
+}
+
+/// A path argument: the raw string, and for a relative one the directory it
+/// is relative to (the dirfd's path, or the cwd).
+#[inline(always)]
+fn path_at(w: &mut Writer, path_arg: u8, dirfd_arg: u8, args: &[u64; 6]) {
+    let at = w.pos;
+    capture::user_str(w, path_arg, arg(args, path_arg));
+    if w.pos == at || first_byte(w.data, at) == b'/' {
+        return;
+    }
+    let dirfd = if dirfd_arg == CWD {
+        AT_FDCWD
+    } else {
+        arg(args, dirfd_arg) as i32 as i64
+    };
+    let (dir, flags) = if dirfd == AT_FDCWD {
+        (cwd(), capture_flags::FROM_CWD)
+    } else {
+        (fd_path(dirfd), 0)
+    };
+    if let Some(d) = dir {
+        capture_components(w, ((flags as u32) << 8) | path_arg as u32, d.mnt, d.dentry);
+    }
+}

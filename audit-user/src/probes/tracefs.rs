@@ -1,0 +1,65 @@
+//! The syscall tracepoints' record layout, checked at load time rather than
+//! assumed: the probes read `__syscall_nr` at offset 8, arguments from 16
+//! in 8-byte slots, and `ret` at 16.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+fn tracefs_root() -> Option<PathBuf> {
+    ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.join("events").is_dir())
+}
+
+pub fn has_syscall_tracepoint(name: &str) -> bool {
+    tracefs_root().is_some_and(|r| r.join(format!("events/syscalls/sys_enter_{name}")).is_dir())
+}
+
+/// Field offsets of one tracepoint format file, by field name.
+pub fn field_offset(format: &str, field: &str) -> Option<usize> {
+    format.lines().find_map(|l| {
+        let l = l.trim();
+        let decl = l.strip_prefix("field:")?.split(';').next()?;
+        let name = decl.rsplit([' ', '*']).next()?;
+        if name != field {
+            return None;
+        }
+        let off = l.split(';').find_map(|p| p.trim().strip_prefix("offset:"))?;
+        off.trim().parse().ok()
+    })
+}
+
+pub fn check_syscall_layout() -> Result<()> {
+    let root = tracefs_root().context(
+        "tracefs is not mounted (no /sys/kernel/tracing/events): mount it with `mount -t tracefs nodev /sys/kernel/tracing`",
+    )?;
+    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let enter = read(&root.join("events/syscalls/sys_enter_openat/format"))?;
+    let exit = read(&root.join("events/syscalls/sys_exit_openat/format"))?;
+    let got = (field_offset(&enter, "__syscall_nr"), field_offset(&enter, "dfd"), field_offset(&exit, "ret"));
+    if got != (Some(8), Some(16), Some(16)) {
+        bail!("unexpected syscall tracepoint layout on this kernel (nr, first arg, ret offsets = {got:?}; the probes assume 8, 16, 16)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_format_fields() {
+        let f = "\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:const char * filename;\toffset:24;\tsize:8;\tsigned:0;\n";
+        assert_eq!(field_offset(f, "__syscall_nr"), Some(8));
+        assert_eq!(field_offset(f, "filename"), Some(24));
+        assert_eq!(field_offset(f, "nope"), None);
+        assert_eq!(field_offset("garbage", "x"), None);
+    }
+
+    #[test]
+    fn this_kernel_matches() {
+        check_syscall_layout().unwrap();
+    }
+}

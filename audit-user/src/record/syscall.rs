@@ -1,0 +1,204 @@
+//! Syscall events → records, named by the shared syscall table
+//! ([`crate::syscalls`]): one field per argument, the result, and whatever
+//! the probes captured (paths, addresses, names).
+
+use audit_common::syscall::{capture_flags, capture_kind, event_flags};
+use serde_json::{Value, json};
+
+use super::{Json, errno, flag, paths, put_bytes, sockaddr};
+use crate::{
+    decode::Syscall,
+    syscalls::{Arg, FS_IOC_FSSETXATTR, FS_IOC_SETFLAGS, SyscallDef},
+};
+
+fn put_resolved(f: &mut Json, name: &str, raw: Option<&[u8]>, r: &paths::Resolved) {
+    put_bytes(f, name, &r.path);
+    f.insert(format!("{name}_resolution"), r.resolution.into());
+    if let Some(raw) = raw.filter(|raw| *raw != r.path.as_slice()) {
+        put_bytes(f, &format!("{name}_arg"), raw);
+    }
+    if r.truncated {
+        f.insert(format!("{name}_truncated"), flag(true));
+    }
+}
+
+fn u32s(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+fn u64_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let b = bytes.get(i * 8..i * 8 + 8)?;
+    Some(u64::from_ne_bytes(b.try_into().ok()?))
+}
+
+/// Fills a record's fields from a syscall event.
+pub fn fields(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
+    let ev = &sc.raw;
+    f.insert("syscall".into(), def.name.into());
+    if ev.ret >= 0 {
+        f.insert("result".into(), "success".into());
+        f.insert("ret".into(), ev.ret.into());
+    } else {
+        f.insert("result".into(), "failure".into());
+        f.insert("errno".into(), (-ev.ret).into());
+        f.insert("errno_name".into(), errno::name(-ev.ret).into());
+    }
+    f.insert("duration_ns".into(), ev.header.boot_ns.saturating_sub(ev.enter_ns).into());
+    if ev.flags & event_flags::DATA_TRUNCATED != 0 {
+        f.insert("captures_truncated".into(), flag(true));
+    }
+
+    for (i, a) in def.args.iter().enumerate() {
+        let raw = ev.args[i];
+        let slot = i as u8;
+        match *a {
+            Arg::Skip => {}
+            Arg::Int(name) => {
+                f.insert(name.into(), (raw as u32 as i32).into());
+            }
+            Arg::Uint(name) => {
+                f.insert(name.into(), raw.into());
+            }
+            Arg::Path(name, _) => {
+                if let Some((arg, r)) = paths::path_arg(sc, slot) {
+                    put_resolved(f, name, Some(&arg), &r);
+                }
+            }
+            Arg::FdPath(name) => {
+                f.insert("fd".into(), (raw as u32 as i32).into());
+                if let Some(r) = paths::fd_path(sc, slot, paths::resolution::FD) {
+                    put_resolved(f, name, None, &r);
+                }
+            }
+            Arg::Str(name) => {
+                if let Some(c) = sc.capture(capture_kind::STRING, slot) {
+                    if c.flags & capture_flags::UNREADABLE == 0 {
+                        put_bytes(f, name, &c.bytes);
+                    }
+                }
+            }
+            Arg::Addr(name, _) => {
+                if let Some(c) = sc.capture(capture_kind::SOCKADDR, slot) {
+                    f.insert(name.into(), sockaddr::decode(&c.bytes));
+                }
+            }
+        }
+    }
+    extras(sc, def, f);
+}
+
+/// Per-kind fields beyond one-field-per-argument.
+fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
+    let ev = &sc.raw;
+    let ok = ev.ret >= 0;
+    match def.kind {
+        "open" => {
+            let flags = if def.name == "openat2" {
+                let how = sc.capture(capture_kind::BYTES, 2).map(|c| c.bytes.clone()).unwrap_or_default();
+                let (fl, mode, resolve) = (u64_at(&how, 0), u64_at(&how, 1), u64_at(&how, 2));
+                if let (Some(fl), Some(mode), Some(resolve)) = (fl, mode, resolve) {
+                    f.insert("flags".into(), fl.into());
+                    f.insert("mode".into(), mode.into());
+                    f.insert("resolve".into(), resolve.into());
+                }
+                fl.unwrap_or(0)
+            } else if def.name == "creat" {
+                (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64
+            } else {
+                f.get("flags").and_then(Value::as_u64).unwrap_or(0)
+            };
+            let access = match flags as i32 & libc::O_ACCMODE {
+                libc::O_RDONLY => "read",
+                libc::O_WRONLY => "write",
+                _ => "read_write",
+            };
+            f.insert("access".into(), access.into());
+            if ok {
+                f.insert("fd".into(), ev.ret.into());
+                // The file actually opened beats the lexical path.
+                if let Some(r) = paths::fd_path(sc, audit_common::syscall::RET, paths::resolution::OPENED_FILE) {
+                    let arg = paths::path_arg(sc, def.args.iter().position(|a| matches!(a, Arg::Path(..))).unwrap_or(0) as u8);
+                    put_resolved(f, "path", arg.as_ref().map(|(a, _)| a.as_slice()), &r);
+                }
+            }
+        }
+        "write" if ok => {
+            f.insert("bytes".into(), ev.ret.into());
+        }
+        "socket" => {
+            let fam = ev.args[0] as u32 as i32 as i64;
+            f.insert("family".into(), sockaddr::family_name(fam).into());
+            let ty = ev.args[1] as i32;
+            let base = match ty & 0xf {
+                libc::SOCK_STREAM => "stream".to_string(),
+                libc::SOCK_DGRAM => "dgram".to_string(),
+                libc::SOCK_RAW => "raw".to_string(),
+                libc::SOCK_SEQPACKET => "seqpacket".to_string(),
+                other => other.to_string(),
+            };
+            f.insert("type".into(), base.into());
+            f.insert("type_flags".into(), (ty & !0xf).into());
+            if ok {
+                f.insert("fd".into(), ev.ret.into());
+            }
+        }
+        "accept" => {
+            if let Some(c) = sc.capture(capture_kind::SOCKADDR, 1) {
+                f.insert("remote".into(), sockaddr::decode(&c.bytes));
+            }
+            if ok {
+                f.insert("new_fd".into(), ev.ret.into());
+            }
+        }
+        "send" => {
+            if let Some(c) = sc.capture(capture_kind::SOCKADDR, 1).filter(|_| def.name == "sendmsg") {
+                f.insert("remote".into(), sockaddr::decode(&c.bytes));
+            }
+            if let Some(c) = sc.capture(capture_kind::BYTES, 1) {
+                if let Some((name, qtype)) = super::dns::question(&c.bytes) {
+                    f.insert("dns_query".into(), name.into());
+                    f.insert("dns_qtype".into(), qtype.into());
+                }
+            }
+        }
+        "setgroups" => {
+            if let Some(c) = sc.capture(capture_kind::BYTES, 1) {
+                f.insert("groups".into(), json!(u32s(&c.bytes)));
+            }
+        }
+        "capset" => {
+            if let Some(h) = sc.capture(capture_kind::BYTES, 0).map(|c| u32s(&c.bytes)) {
+                if h.len() == 2 {
+                    f.insert("version".into(), h[0].into());
+                    f.insert("target_pid".into(), (h[1] as i32).into());
+                }
+            }
+            if let Some(d) = sc.capture(capture_kind::BYTES, 1).map(|c| u32s(&c.bytes)) {
+                if d.len() == 6 {
+                    let wide = |lo: u32, hi: u32| (lo as u64) | ((hi as u64) << 32);
+                    f.insert("effective".into(), wide(d[0], d[3]).into());
+                    f.insert("permitted".into(), wide(d[1], d[4]).into());
+                    f.insert("inheritable".into(), wide(d[2], d[5]).into());
+                }
+            }
+        }
+        "kill" => {
+            f.insert("target_in_scope".into(), flag(ev.flags & event_flags::TARGET_IN_SCOPE != 0));
+        }
+        "chattr" => {
+            let request = ev.args[1] as u32;
+            let (name, append, immutable) = match request {
+                FS_IOC_SETFLAGS => ("FS_IOC_SETFLAGS", 0x20, 0x10),
+                FS_IOC_FSSETXATTR => ("FS_IOC_FSSETXATTR", 0x10, 0x8),
+                _ => ("", 0, 0),
+            };
+            f.insert("request_name".into(), name.into());
+            if let Some(v) = sc.capture(capture_kind::BYTES, 2).and_then(|c| u32s(&c.bytes).first().copied()) {
+                f.insert("attr_flags".into(), v.into());
+                f.insert("append_only".into(), flag(v & append != 0));
+                f.insert("immutable".into(), flag(v & immutable != 0));
+            }
+        }
+        _ => {}
+    }
+}
