@@ -5,16 +5,27 @@
 //! [`record`] → [`sink`] ([`output`] for now).
 
 pub mod btf;
+pub mod canonical;
+pub mod chain;
+pub mod checkpoint;
 #[cfg(feature = "probes")]
 pub mod capture;
 pub mod cgroup;
 #[cfg(feature = "probes")]
 pub mod cmd;
 pub mod decode;
+pub mod keys;
+pub mod lifecycle;
+pub mod merkle;
 pub mod output;
 pub mod preflight;
 #[cfg(feature = "probes")]
 pub mod probes;
 pub mod record;
+pub mod recover;
+pub mod segment;
 pub mod sink;
+pub mod store;
 pub mod syscalls;
+pub mod verify;
+pub mod writer;

@@ -107,7 +107,17 @@ fn run_in(
     stop: &StopSignals,
     sink: &mut dyn Sink,
 ) -> Result<ExecOutcome> {
+    let mut session = super::store::scope_json(&scope);
+    session.insert(
+        "command".into(),
+        std::iter::once(program)
+            .chain(args)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .into(),
+    );
     let mut capture = Capture::start(scope, &opts.probe)?;
+    sink.start(session)?;
 
     // The child moves itself into the cgroup between fork and exec, so the
     // exec of CMD is its first audited event.

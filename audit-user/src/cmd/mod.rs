@@ -2,6 +2,7 @@
 
 pub mod exec;
 pub mod run;
+pub mod store;
 
 use std::sync::{
     Arc,

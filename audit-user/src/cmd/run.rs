@@ -42,6 +42,7 @@ pub fn run(
     preflight::check()?;
     let scope = resolve_scope(target)?;
     let mut capture = Capture::start(scope.clone(), opts)?;
+    sink.start(super::store::scope_json(&scope))?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
     while stop.count() == 0 {
         capture.pump(interval, sink)?;

@@ -1,0 +1,213 @@
+//! Store + verify together on real files (append-only flags need root).
+
+use std::{fs, io::Write, time::Duration};
+
+use serde_json::json;
+
+use super::*;
+use crate::verify::{Options, VerdictKind, verify_paths};
+
+/// Temp dirs whose append-only/immutable files are unlocked before removal.
+pub(crate) struct Dirs {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dirs {
+    pub fn new() -> Dirs {
+        Dirs {
+            tmp: tempfile::tempdir().unwrap(),
+        }
+    }
+    pub fn log(&self) -> PathBuf {
+        self.tmp.path().join("log")
+    }
+    pub fn keys(&self) -> PathBuf {
+        self.tmp.path().join("keys")
+    }
+    pub fn cfg(&self) -> StoreConfig {
+        let mut c = StoreConfig::new(self.log(), self.keys());
+        c.group_commit = Duration::from_millis(5);
+        c.checkpoint_every = 100;
+        c.checkpoint_interval = Duration::from_millis(20);
+        c.heartbeat = Duration::from_millis(200);
+        c
+    }
+}
+
+impl Drop for Dirs {
+    fn drop(&mut self) {
+        let _ = segment::unprotect_tree(self.tmp.path());
+    }
+}
+
+pub(crate) fn event(i: u64) -> Record {
+    Record::new("exec", now_ns())
+        .with("argv", json!(["sh", "-c", format!("echo {i}")]))
+        .with("proc", json!({"pid": 1000 + i, "comm": "sh"}))
+}
+
+fn verify_dir(d: &Dirs, opts: &Options) -> crate::verify::Report {
+    let files = segment::list(&d.log()).unwrap();
+    verify_paths(&files, opts).unwrap()
+}
+
+fn trusted(d: &Dirs) -> Options {
+    let k = KeyDir::open(&d.keys()).unwrap();
+    Options {
+        pubkey: Some(crate::checkpoint::parse_vkey(&k.trust_root().unwrap()).unwrap()),
+        ..Options::default()
+    }
+}
+
+fn write_session(cfg: StoreConfig, n: u64) -> Store {
+    let mut s = Store::open(cfg).unwrap();
+    s.start(json!({"mode": "test"}).as_object().unwrap().clone())
+        .unwrap();
+    for i in 0..n {
+        s.accept(event(i)).unwrap();
+        if i % 50 == 0 {
+            s.flush().unwrap();
+        }
+    }
+    s
+}
+
+#[test]
+fn sessions_continue_one_chain_and_verify() {
+    let d = Dirs::new();
+    write_session(d.cfg(), 250).close("done").unwrap();
+    let r = verify_dir(&d, &trusted(&d));
+    assert!(r.intact(), "{}", crate::verify::render_text(&r));
+    assert!(r.summary.checkpoints >= 3);
+    assert_eq!(
+        r.summary.records,
+        r.summary.covered + 1,
+        "only the final checkpoint is after the last one"
+    );
+
+    write_session(d.cfg(), 10).close("done").unwrap();
+    let r = verify_dir(&d, &trusted(&d));
+    assert!(r.intact(), "{}", crate::verify::render_text(&r));
+    assert_eq!(r.summary.sessions, 2);
+    assert_eq!(r.summary.recoveries, 0);
+    // One segment, append-only.
+    let segs = segment::list(&d.log()).unwrap();
+    assert_eq!(segs.len(), 1);
+    assert_ne!(segment::flags(&segs[0]).unwrap() & segment::FS_APPEND_FL, 0);
+}
+
+#[test]
+fn crash_and_torn_tail_are_recovered_exactly() {
+    let d = Dirs::new();
+    let mut s = write_session(d.cfg(), 30);
+    s.flush().unwrap();
+    drop(s); // no stop: a crash after the last commit
+    let seg = segment::list(&d.log()).unwrap().pop().unwrap();
+    // A torn write: half a record, no newline (O_APPEND works on +a files).
+    fs::OpenOptions::new()
+        .append(true)
+        .open(&seg)
+        .unwrap()
+        .write_all(b"{\"argv\":[\"ha")
+        .unwrap();
+    let r = verify_dir(&d, &Options::default());
+    assert_eq!(
+        r.kinds(),
+        vec![VerdictKind::TornTail],
+        "{}",
+        crate::verify::render_text(&r)
+    );
+
+    write_session(d.cfg(), 5).close("done").unwrap();
+    let r = verify_dir(&d, &trusted(&d));
+    assert!(r.intact(), "{}", crate::verify::render_text(&r));
+    assert_eq!((r.summary.recoveries, r.summary.torn_recovered), (1, 1));
+    // The torn segment is sealed and a new one was started.
+    let segs = segment::list(&d.log()).unwrap();
+    assert_eq!(segs.len(), 2);
+    assert_ne!(
+        segment::flags(&segs[0]).unwrap() & segment::FS_IMMUTABLE_FL,
+        0
+    );
+
+    // The same torn bytes with a different recovery claim: caught.
+    let text = fs::read_to_string(&segs[1]).unwrap();
+    let forged = text.replacen("\"length\":12", "\"length\":11", 1);
+    assert_ne!(text, forged);
+    let first = fs::read(&segs[0]).unwrap();
+    let r = crate::verify::verify_segments(
+        &[("a", &first), ("b", forged.as_bytes())],
+        &Options::default(),
+    )
+    .unwrap();
+    assert!(
+        r.kinds().contains(&VerdictKind::Modified),
+        "{}",
+        crate::verify::render_text(&r)
+    );
+}
+
+#[test]
+fn keys_rotate_and_old_secrets_are_erased() {
+    let d = Dirs::new();
+    let mut cfg = d.cfg();
+    cfg.epoch = Duration::from_millis(150);
+    let mut s = write_session(cfg.clone(), 10);
+    let t = Instant::now();
+    let mut i = 0;
+    while t.elapsed() < Duration::from_millis(700) {
+        s.accept(event(i)).unwrap();
+        s.flush().unwrap();
+        i += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let epoch = s.epoch();
+    assert!(epoch >= 3, "epoch {epoch}");
+    s.close("done").unwrap();
+    let keys = KeyDir::open(&d.keys()).unwrap();
+    assert_eq!(keys.secret_epochs().unwrap(), vec![epoch]);
+    let r = verify_dir(&d, &trusted(&d));
+    assert!(r.intact(), "{}", crate::verify::render_text(&r));
+    assert_eq!(r.summary.epochs, epoch + 1);
+    // And the store restarts in the right epoch.
+    write_session(cfg, 3).close("done").unwrap();
+    assert!(verify_dir(&d, &trusted(&d)).intact());
+}
+
+#[test]
+fn segments_rotate_and_seal() {
+    let d = Dirs::new();
+    let mut cfg = d.cfg();
+    cfg.segment_max_bytes = 20_000;
+    let mut s = write_session(cfg, 0);
+    for i in 0..400 {
+        s.accept(event(i)).unwrap();
+        if i % 40 == 0 {
+            std::thread::sleep(Duration::from_millis(6));
+            s.flush().unwrap();
+        }
+    }
+    s.close("done").unwrap();
+    let segs = segment::list(&d.log()).unwrap();
+    assert!(segs.len() >= 3, "{segs:?}");
+    for p in &segs[..segs.len() - 1] {
+        assert_ne!(
+            segment::flags(p).unwrap() & segment::FS_IMMUTABLE_FL,
+            0,
+            "{} not sealed",
+            p.display()
+        );
+    }
+    let r = verify_dir(&d, &trusted(&d));
+    assert!(r.intact(), "{}", crate::verify::render_text(&r));
+}
+
+#[test]
+fn a_used_key_dir_cannot_start_another_log() {
+    let d = Dirs::new();
+    write_session(d.cfg(), 1).close("done").unwrap();
+    let mut other = d.cfg();
+    other.log_dir = d.tmp.path().join("other-log");
+    let e = Store::open(other).err().unwrap().to_string();
+    assert!(e.contains("a new log needs its own keys"), "{e}");
+}

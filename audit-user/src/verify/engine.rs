@@ -1,0 +1,819 @@
+//! The verifier's state machine. Lines arrive in log order (already parsed,
+//! see [`super::parse_item`]); a window of the next [`WINDOW`] items lets a
+//! gap in `seq` be told apart from a reordering. Every check names the first
+//! seq it concerns, and consecutive findings of the same kind merge into one
+//! verdict per range.
+//!
+//! What is checked, per record: the line is canonical and its `hash` matches
+//! its content; `seq` follows the previous record; `prev_hash` is the
+//! previous record's `hash`. Per checkpoint: the note verifies under the key
+//! of the epoch in force (anything else is `wrong-epoch-key` or
+//! `bad-signature`) and its size and root equal the tree of every record
+//! before it. Per key rotation: announces the next epoch, signed by the
+//! current key. Per crash: torn bytes are followed by a `recovery` record
+//! naming exactly them. Against an anchor: the log reaches the anchored size
+//! and has the anchored root there.
+
+use std::collections::VecDeque;
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+
+use super::{Anchor, Item, ItemBody, Loc, Options, Summary, Verdict, VerdictKind};
+use crate::{
+    checkpoint::{Note, SigCheck, parse_checkpoint, parse_note},
+    lifecycle::{self, CheckpointRecord, Torn},
+    merkle::{Frontier, Hash},
+    record::Json,
+};
+
+/// How far ahead a missing seq is looked for before calling it deleted.
+pub const WINDOW: usize = 1024;
+/// How many accepted (seq, hash) pairs are remembered to spot duplicates.
+const RECENT: usize = 4096;
+
+/// One epoch's public key as this log announced it.
+#[derive(Clone, Copy)]
+struct EpochKey {
+    pk: [u8; 32],
+    /// Announced by a record that itself verified (genesis matching the trust
+    /// root when one was given, or a correctly signed rotation).
+    trusted: bool,
+}
+
+pub struct Engine {
+    opts: Options,
+    anchor: Option<Anchor>,
+    window: VecDeque<Item>,
+    pub files: Vec<String>,
+    verdicts: Vec<Verdict>,
+    notes: Vec<String>,
+
+    expect_seq: u64,
+    expect_prev: Option<Hash>,
+    /// Hash of the last accepted record, whose leaf waits until the next
+    /// record confirms it (a successor's `prev_hash` is the better witness
+    /// of what the original was).
+    pending_leaf: Option<Hash>,
+    /// None once a leaf is unknown; rebuilt from the next signed checkpoint.
+    tree: Option<Frontier>,
+    recent: VecDeque<(u64, Hash)>,
+
+    origin: Option<String>,
+    keys: Vec<EpochKey>,
+    latest_epoch: u64,
+    sign_epoch: u64,
+    /// Why signatures are no longer checked (reported once).
+    trust_broken: Option<String>,
+    /// Records before this seq are covered by a good checkpoint.
+    covered: u64,
+    /// The verdict a run of failing checkpoints extends.
+    open_tree_verdict: Option<usize>,
+    pending_torn: Vec<(Torn, Loc)>,
+    genesis_seen: bool,
+
+    pub summary: Summary,
+}
+
+impl Engine {
+    pub fn new(opts: Options, anchor: Option<Anchor>) -> Engine {
+        Engine {
+            opts,
+            anchor,
+            window: VecDeque::new(),
+            files: Vec::new(),
+            verdicts: Vec::new(),
+            notes: Vec::new(),
+            expect_seq: 0,
+            expect_prev: None,
+            pending_leaf: None,
+            tree: Some(Frontier::new()),
+            recent: VecDeque::new(),
+            origin: None,
+            keys: Vec::new(),
+            latest_epoch: 0,
+            sign_epoch: 0,
+            trust_broken: None,
+            covered: 0,
+            open_tree_verdict: None,
+            pending_torn: Vec::new(),
+            genesis_seen: false,
+            summary: Summary::default(),
+        }
+    }
+
+    pub fn push(&mut self, item: Item) {
+        self.window.push_back(item);
+        while self.window.len() > WINDOW {
+            self.step();
+        }
+    }
+
+    fn loc_str(&self, l: &Loc) -> String {
+        let f = self.files.get(l.file).map(String::as_str).unwrap_or("?");
+        format!("{f}:{}", l.line)
+    }
+
+    fn verdict(
+        &mut self,
+        kind: VerdictKind,
+        first: u64,
+        last: u64,
+        loc: &Loc,
+        detail: String,
+    ) -> usize {
+        if let Some(v) = self.verdicts.last_mut()
+            && v.kind == kind
+            && first <= v.last_seq.saturating_add(1)
+            && first >= v.first_seq
+        {
+            v.last_seq = v.last_seq.max(last);
+            v.count += 1;
+            return self.verdicts.len() - 1;
+        }
+        self.verdicts.push(Verdict {
+            kind,
+            first_seq: first,
+            last_seq: last,
+            file: self.files.get(loc.file).cloned().unwrap_or_default(),
+            line: loc.line,
+            detail,
+            count: 1,
+        });
+        self.verdicts.len() - 1
+    }
+
+    fn step(&mut self) {
+        let Some(item) = self.window.pop_front() else {
+            return;
+        };
+        match item.body {
+            ItemBody::Torn(t) => self.pending_torn.push((t, item.loc)),
+            ItemBody::Bad(ref e) => {
+                let why = format!("line is not a valid record: {e}");
+                self.resolve_torn(&item, None);
+                self.mangled(&item, why);
+            }
+            ItemBody::Rec(_) => self.record(item),
+        }
+    }
+
+    /// The next record in the window that is intact, if any.
+    fn next_intact(&self) -> Option<&Item> {
+        self.window
+            .iter()
+            .find(|i| !matches!(i.body, ItemBody::Torn(_)))
+            .filter(|i| i.intact())
+    }
+
+    /// Torn bytes must be followed by a `recovery` naming them (after the
+    /// genesis record, if the crash tore the very first write).
+    fn resolve_torn(&mut self, item: &Item, kind: Option<&str>) {
+        if self.pending_torn.is_empty() || kind == Some(lifecycle::RECOVERY) {
+            return;
+        }
+        if kind == Some(lifecycle::GENESIS) && item.seq() == Some(0) {
+            return;
+        }
+        let e = self.expect_seq;
+        for (t, loc) in std::mem::take(&mut self.pending_torn) {
+            let d = format!(
+                "{} bytes at offset {} of {} follow the last complete record, and the next record ({}) is not a recovery naming them",
+                t.length,
+                t.offset,
+                t.file,
+                self.loc_str(&item.loc)
+            );
+            self.verdict(VerdictKind::TornTail, e, e, &loc, d);
+        }
+    }
+
+    fn record(&mut self, item: Item) {
+        let ItemBody::Rec(r) = &item.body else { return };
+        let kind = item.kind.clone();
+        self.resolve_torn(&item, Some(&kind));
+        if !r.self_consistent() {
+            let why = if r.seq == self.expect_seq {
+                "content does not match the record's hash".to_string()
+            } else {
+                format!(
+                    "content does not match the record's hash (it claims seq {})",
+                    r.seq
+                )
+            };
+            return self.mangled(&item, why);
+        }
+        let e = self.expect_seq;
+        let (seq, prev, hash) = (r.seq, r.prev, r.hash);
+        if seq == e {
+            return self.accept(item);
+        }
+        if seq > e {
+            if let Some(pos) = self
+                .window
+                .iter()
+                .position(|i| i.intact() && i.seq() == Some(e))
+            {
+                let found = self.window.remove(pos);
+                if let Some(found) = found {
+                    let d = format!(
+                        "seq {e} is stored at {}, after seq {seq} at {}",
+                        self.loc_str(&found.loc),
+                        self.loc_str(&item.loc)
+                    );
+                    self.verdict(VerdictKind::Reordered, e, e, &found.loc, d);
+                    self.window.push_front(item);
+                    self.window.push_front(found);
+                }
+                return;
+            }
+            let relinked = self.expect_prev == Some(prev);
+            let d = format!(
+                "{} record(s) missing: seq jumps from {} to {seq}{}",
+                seq - e,
+                e.wrapping_sub(1) as i128,
+                if relinked {
+                    " and the next record was re-linked over the gap"
+                } else {
+                    ""
+                }
+            );
+            let i = self.verdict(VerdictKind::Deleted, e, seq - 1, &item.loc, d);
+            self.poison(i);
+            self.expect_seq = seq;
+            self.expect_prev = None;
+            return self.accept(item);
+        }
+        // seq < e: an earlier seq again.
+        if self.recent.iter().any(|&(s, h)| s == seq && h == hash) {
+            let d = format!("a second copy of seq {seq} sits before seq {e}");
+            self.verdict(VerdictKind::Inserted, e, e, &item.loc, d);
+            return;
+        }
+        if self.expect_prev == Some(prev) {
+            // It links to the last record we accepted: those records (from
+            // `seq` on) were inserted ahead of it, with seqs of their own.
+            let d = format!(
+                "record(s) inserted before seq {seq}: seq {seq} appears again at {}, linked to the record before it",
+                self.loc_str(&item.loc)
+            );
+            let i = self.verdict(VerdictKind::Inserted, seq, e - 1, &item.loc, d);
+            if e - seq == 1 && self.pending_leaf.is_some() {
+                // Exactly one inserted record, whose leaf is still pending: drop it.
+                self.pending_leaf = None;
+            } else {
+                self.poison(i);
+            }
+            self.expect_seq = seq;
+            return self.accept(item);
+        }
+        let d = format!("a record claiming seq {seq} sits where seq {e} belongs");
+        self.verdict(VerdictKind::Inserted, e, e, &item.loc, d);
+    }
+
+    /// A line that is not an intact record (unparseable, or its content no
+    /// longer matches its hash).
+    fn mangled(&mut self, item: &Item, why: String) {
+        let e = self.expect_seq;
+        let next = self.next_intact().map(|n| (n.seq(), n.prev()));
+        if let Some((Some(ns), _)) = next
+            && ns == e
+        {
+            // The next line is seq e itself: this one was put in front of it.
+            let d = format!("{} (an extra line before seq {e})", why);
+            self.verdict(VerdictKind::Inserted, e, e, &item.loc, d);
+            return;
+        }
+        let d = format!("seq {e}: {why}");
+        self.verdict(VerdictKind::Modified, e, e, &item.loc, d);
+        // The original hash is what the next record links to, if it follows.
+        let witness = match next {
+            Some((Some(ns), Some(p))) if ns == e + 1 => Some(p),
+            _ => match &item.body {
+                ItemBody::Rec(r) if r.seq == e => Some(r.hash),
+                _ => None,
+            },
+        };
+        self.push_pending_leaf();
+        match witness {
+            Some(h) => self.pending_leaf = Some(h),
+            None => {
+                let i = self.verdicts.len() - 1;
+                self.poison(i);
+            }
+        }
+        // A lifecycle record still moves state along (its key, its epoch),
+        // but is no longer trusted for anything.
+        if let Some(j) = item.json.as_ref() {
+            match item.kind.as_str() {
+                lifecycle::KEY_ROTATION => {
+                    if let Ok(pk) = lifecycle::get_public_key(j) {
+                        self.keys.push(EpochKey { pk, trusted: false });
+                    }
+                    self.latest_epoch += 1;
+                }
+                lifecycle::CHECKPOINT => self.sign_epoch = self.latest_epoch,
+                lifecycle::RECOVERY => self.pending_torn.clear(),
+                _ => {}
+            }
+        }
+        self.expect_seq = e + 1;
+        self.expect_prev = witness;
+    }
+
+    fn poison(&mut self, verdict: usize) {
+        if self.tree.take().is_some() {
+            self.open_tree_verdict = Some(verdict);
+        }
+    }
+
+    fn push_pending_leaf(&mut self) {
+        let Some(h) = self.pending_leaf.take() else {
+            return;
+        };
+        if let Some(t) = self.tree.as_mut() {
+            t.push_record(&h);
+            if let Some(a) = self.anchor.as_mut()
+                && !a.checked
+                && t.size() == a.cp.size
+            {
+                a.checked = true;
+                a.matched = Some(t.root() == a.cp.root);
+            }
+        }
+    }
+
+    fn accept(&mut self, item: Item) {
+        let ItemBody::Rec(r) = &item.body else { return };
+        let (seq, prev, hash, time) = (r.seq, r.prev, r.hash, r.time_ns);
+        if let Some(p) = self.expect_prev
+            && prev != p
+        {
+            let d = format!(
+                "seq {} hashes to {} but seq {seq} links to {}: seq {} was rewritten (its hash recomputed)",
+                seq - 1,
+                hex::encode(p),
+                hex::encode(prev),
+                seq - 1
+            );
+            self.verdict(VerdictKind::Modified, seq - 1, seq - 1, &item.loc, d);
+            // The successor's link is the better witness of the original.
+            if self.pending_leaf.is_some() {
+                self.pending_leaf = Some(prev);
+            }
+        }
+        self.push_pending_leaf();
+        if seq == 0 && prev != crate::chain::GENESIS_PREV {
+            self.verdict(
+                VerdictKind::Modified,
+                0,
+                0,
+                &item.loc,
+                "seq 0 does not start the chain (prev_hash is not zeros)".into(),
+            );
+        }
+
+        match item.kind.as_str() {
+            lifecycle::GENESIS => self.genesis(&item, seq),
+            lifecycle::CHECKPOINT => self.checkpoint(&item, seq),
+            lifecycle::KEY_ROTATION => self.rotation(&item, seq),
+            lifecycle::RECOVERY => self.recovery(&item, seq),
+            _ => {}
+        }
+
+        self.pending_leaf = Some(hash);
+        self.expect_seq = seq + 1;
+        self.expect_prev = Some(hash);
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((seq, hash));
+        self.summary
+            .count(&item.kind, seq, time, item.json.as_ref());
+    }
+
+    fn fields_or_modified(&mut self, item: &Item, seq: u64) -> Option<Json> {
+        let j = item.json.clone();
+        if j.is_none() {
+            self.verdict(
+                VerdictKind::Modified,
+                seq,
+                seq,
+                &item.loc,
+                format!("seq {seq}: `{}` record is not a JSON object", item.kind),
+            );
+        }
+        j
+    }
+
+    fn genesis(&mut self, item: &Item, seq: u64) {
+        if seq != 0 || self.genesis_seen {
+            let d =
+                format!("a second genesis record at seq {seq}: another log's start is spliced in");
+            self.verdict(VerdictKind::Forked, seq, seq, &item.loc, d);
+            return;
+        }
+        self.genesis_seen = true;
+        let Some(j) = self.fields_or_modified(item, seq) else {
+            return;
+        };
+        let parsed = (|| {
+            Ok::<_, String>((
+                lifecycle::get_str(&j, "origin")?.to_string(),
+                lifecycle::get_public_key(&j)?,
+            ))
+        })();
+        let (origin, pk) = match parsed {
+            Ok(v) => v,
+            Err(e) => {
+                self.verdict(
+                    VerdictKind::Modified,
+                    0,
+                    0,
+                    &item.loc,
+                    format!("genesis record: {e}"),
+                );
+                return;
+            }
+        };
+        let mut trusted = true;
+        if let Some((name, root)) = &self.opts.pubkey
+            && (name != &origin || root != &pk)
+        {
+            trusted = false;
+            let d = format!(
+                "the log's genesis key ({origin}, {}) is not the trusted key given with --pubkey ({name}, {}): \
+                 every checkpoint of this log is signed under a key chain you did not export",
+                B64.encode(pk),
+                B64.encode(root)
+            );
+            self.verdict(VerdictKind::BadSignature, 0, 0, &item.loc, d);
+            self.trust_broken = Some("the genesis key is not the trusted key".into());
+        }
+        self.origin = Some(origin);
+        self.keys = vec![EpochKey { pk, trusted }];
+    }
+
+    fn rotation(&mut self, item: &Item, seq: u64) {
+        let Some(j) = self.fields_or_modified(item, seq) else {
+            return;
+        };
+        let parsed = (|| {
+            Ok::<_, String>((
+                lifecycle::get_u64(&j, "epoch")?,
+                lifecycle::get_public_key(&j)?,
+                lifecycle::get_signature(&j)?,
+            ))
+        })();
+        let (epoch, pk, sig) = match parsed {
+            Ok(v) => v,
+            Err(e) => {
+                self.verdict(
+                    VerdictKind::Modified,
+                    seq,
+                    seq,
+                    &item.loc,
+                    format!("key_rotation record: {e}"),
+                );
+                return;
+            }
+        };
+        if epoch != self.latest_epoch + 1 || self.latest_epoch != self.sign_epoch {
+            let d = format!(
+                "epochs are not contiguous: rotation to epoch {epoch} while epoch {} is the latest{}",
+                self.latest_epoch,
+                if self.latest_epoch != self.sign_epoch {
+                    " and not yet closed by a checkpoint"
+                } else {
+                    ""
+                }
+            );
+            self.verdict(VerdictKind::WrongEpochKey, seq, seq, &item.loc, d);
+        }
+        let signer = self.keys.get(self.sign_epoch as usize).copied();
+        let origin = self.origin.clone().unwrap_or_default();
+        let ok = signer.is_some_and(|k| {
+            let msg = lifecycle::rotation_message(&origin, epoch, &pk);
+            ed25519_dalek::VerifyingKey::from_bytes(&k.pk).is_ok_and(|vk| {
+                vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
+                    .is_ok()
+            })
+        });
+        let trusted = ok && signer.is_some_and(|k| k.trusted);
+        if !ok && self.trust_broken.is_none() {
+            let d = format!(
+                "the announcement of epoch {epoch}'s key is not signed by epoch {}'s key; checkpoints of epoch {epoch} on cannot be trusted",
+                self.sign_epoch
+            );
+            self.verdict(VerdictKind::BadSignature, seq, seq, &item.loc, d);
+            self.trust_broken = Some(format!("epoch {epoch}'s key was not properly announced"));
+        }
+        // Index keys by epoch even if the announced number was wrong.
+        self.keys.push(EpochKey { pk, trusted });
+        self.latest_epoch += 1;
+    }
+
+    fn recovery(&mut self, item: &Item, seq: u64) {
+        let Some(j) = self.fields_or_modified(item, seq) else {
+            return;
+        };
+        let claimed = lifecycle::parse_torn(&j);
+        let seen: Vec<Torn> = self.pending_torn.drain(..).map(|(t, _)| t).collect();
+        match claimed {
+            Ok(c) if c == seen => self.summary.torn_recovered += c.len() as u64,
+            Ok(c) => {
+                let show = |v: &[Torn]| {
+                    v.iter()
+                        .map(|t| format!("{} [{}, +{})", t.file, t.offset, t.length))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let d = format!(
+                    "recovery names torn bytes [{}] but the segments hold [{}]",
+                    show(&c),
+                    show(&seen)
+                );
+                self.verdict(VerdictKind::TornTail, seq, seq, &item.loc, d);
+            }
+            Err(e) => {
+                self.verdict(
+                    VerdictKind::Modified,
+                    seq,
+                    seq,
+                    &item.loc,
+                    format!("recovery record: {e}"),
+                );
+            }
+        }
+    }
+
+    /// Which epoch's key (of this log) made a valid signature on the note.
+    fn signed_by(&self, note: &Note, origin: &str) -> Option<usize> {
+        self.keys
+            .iter()
+            .position(|k| note.check(origin, &k.pk) == SigCheck::Valid)
+    }
+
+    fn checkpoint(&mut self, item: &Item, seq: u64) {
+        let Some(j) = self.fields_or_modified(item, seq) else {
+            return;
+        };
+        let origin = self.origin.clone().unwrap_or_default();
+        let expected = self.sign_epoch;
+        // Whatever happens, a checkpoint closes a pending rotation.
+        self.sign_epoch = self.latest_epoch;
+
+        let parsed = CheckpointRecord::parse(&j).and_then(|c| {
+            let note = parse_note(&c.note).map_err(|e| format!("note: {e}"))?;
+            let body = parse_checkpoint(&note.body).map_err(|e| format!("note: {e}"))?;
+            Ok((c, note, body))
+        });
+        let (c, note, body) = match parsed {
+            Ok(v) => v,
+            Err(e) => {
+                let d = format!("checkpoint at seq {seq} cannot be read: {e}");
+                self.verdict(VerdictKind::BadSignature, self.covered, seq, &item.loc, d);
+                return;
+            }
+        };
+        self.summary.checkpoints += 1;
+
+        // 1. The signature: this log's origin, the key of the epoch in force.
+        let mut sig_ok = true;
+        if self.trust_broken.is_none() {
+            let problem = if body.origin != origin {
+                Some((
+                    VerdictKind::BadSignature,
+                    format!(
+                        "checkpoint is for origin {}, the log is {origin}",
+                        body.origin
+                    ),
+                ))
+            } else {
+                match self
+                    .keys
+                    .get(expected as usize)
+                    .map(|k| note.check(&origin, &k.pk))
+                {
+                    Some(SigCheck::Valid)
+                        if c.epoch == expected && c.latest_epoch == self.latest_epoch =>
+                    {
+                        None
+                    }
+                    Some(SigCheck::Valid) => Some((
+                        VerdictKind::WrongEpochKey,
+                        format!(
+                            "checkpoint says epoch {} (latest {}) but epoch {expected} (latest {}) is in force",
+                            c.epoch, c.latest_epoch, self.latest_epoch
+                        ),
+                    )),
+                    Some(SigCheck::Invalid) => Some((
+                        VerdictKind::BadSignature,
+                        format!("checkpoint signature by epoch {expected}'s key does not verify"),
+                    )),
+                    None | Some(SigCheck::Absent) => match self.signed_by(&note, &origin) {
+                        Some(other) => Some((
+                            VerdictKind::WrongEpochKey,
+                            format!(
+                                "checkpoint is signed by epoch {other}'s key; epoch {expected}'s key must sign it"
+                            ),
+                        )),
+                        None => Some((
+                            VerdictKind::BadSignature,
+                            format!(
+                                "checkpoint is not signed by any key this log announced (epoch {expected}'s is expected)"
+                            ),
+                        )),
+                    },
+                }
+            };
+            if let Some((kind, why)) = problem {
+                sig_ok = false;
+                let d = format!(
+                    "checkpoint at seq {seq}: {why}; records from seq {} on are not covered by a valid signature",
+                    self.covered
+                );
+                self.verdict(kind, self.covered, seq, &item.loc, d);
+            }
+        }
+
+        // 2. The tree: size and root of every record before this one.
+        let signed_frontier =
+            Frontier::from_parts(body.size, c.frontier.clone()).filter(|f| f.root() == body.root);
+        let mut tree_ok = false;
+        if let Some(t) = self.tree.as_ref() {
+            let mismatch = if t.size() != body.size {
+                let (kind, what) = if body.size > t.size() {
+                    (
+                        VerdictKind::Deleted,
+                        format!("{} record(s) fewer", body.size - t.size()),
+                    )
+                } else {
+                    (
+                        VerdictKind::Inserted,
+                        format!("{} record(s) more", t.size() - body.size),
+                    )
+                };
+                Some((
+                    kind,
+                    format!(
+                        "the log holds {} records before the checkpoint at seq {seq}, which signed {}: {what}",
+                        t.size(),
+                        body.size
+                    ),
+                ))
+            } else if t.root() != body.root {
+                Some((
+                    VerdictKind::Modified,
+                    format!(
+                        "records before the checkpoint at seq {seq} do not have the signed root: some were rewritten and the chain rehashed"
+                    ),
+                ))
+            } else {
+                None
+            };
+            match mismatch {
+                None => {
+                    tree_ok = true;
+                    if signed_frontier
+                        .as_ref()
+                        .is_some_and(|f| f.nodes() != t.nodes())
+                        || signed_frontier.is_none()
+                    {
+                        let d = format!(
+                            "checkpoint at seq {seq}: its frontier does not match the tree"
+                        );
+                        self.verdict(VerdictKind::Modified, seq, seq, &item.loc, d);
+                    }
+                }
+                Some((kind, why)) => match self.open_tree_verdict {
+                    Some(i) if i < self.verdicts.len() => {
+                        let v = &mut self.verdicts[i];
+                        v.last_seq = v.last_seq.max(seq);
+                        v.count += 1;
+                    }
+                    _ => {
+                        let i = self.verdict(kind, self.covered, seq, &item.loc, why);
+                        self.open_tree_verdict = Some(i);
+                    }
+                },
+            }
+        }
+        if let Some(a) = self.anchor.as_mut()
+            && !a.checked
+            && body.size == a.cp.size
+            && sig_ok
+        {
+            a.checked = true;
+            a.matched = Some(body.root == a.cp.root);
+        }
+        if tree_ok && sig_ok {
+            self.covered = seq;
+            self.open_tree_verdict = None;
+        }
+        // Continue from the signed tree: damage stays within its range.
+        if !tree_ok {
+            match signed_frontier {
+                Some(f) if sig_ok => self.tree = Some(f),
+                _ => self.tree = None,
+            }
+        }
+        self.summary.last_note = Some(c.note);
+    }
+
+    /// Processes everything still in the window and closes the books.
+    pub fn finish(mut self) -> (Vec<Verdict>, Vec<String>, Summary, u64) {
+        while !self.window.is_empty() {
+            self.step();
+        }
+        self.push_pending_leaf();
+        let end = self.expect_seq;
+        if let Some(why) = &self.trust_broken {
+            self.notes.push(format!(
+                "signatures after that point were not checked: {why}"
+            ));
+        }
+        if !self.genesis_seen && end > 0 {
+            self.notes
+                .push("no genesis record: keys and signatures could not be checked".into());
+        }
+        let last_file = self.files.len().saturating_sub(1);
+        for (t, loc) in std::mem::take(&mut self.pending_torn) {
+            if self.opts.live && loc.file == last_file {
+                self.notes.push(format!(
+                    "{} bytes at the end of {} are being written by the running store (not checked)",
+                    t.length, t.file
+                ));
+            } else {
+                let d = format!(
+                    "{} bytes at offset {} of {} follow the last complete record, and no recovery record names them",
+                    t.length, t.offset, t.file
+                );
+                self.verdict(VerdictKind::TornTail, end, end, &loc, d);
+            }
+        }
+        if let Some(a) = self.anchor.take() {
+            self.check_anchor(a, end);
+        }
+        self.summary.records = end;
+        self.summary.covered = self.covered;
+        self.summary.epochs = self.keys.len() as u64;
+        self.summary.origin = self.origin.clone();
+        self.summary.trust_root_checked =
+            self.opts.pubkey.is_some() && self.trust_broken.is_none() && self.genesis_seen;
+        (self.verdicts, self.notes, self.summary, end)
+    }
+
+    fn check_anchor(&mut self, a: Anchor, end: u64) {
+        let loc = Loc {
+            file: self.files.len().saturating_sub(1),
+            line: 0,
+            offset: 0,
+        };
+        let origin = self.origin.clone().unwrap_or_default();
+        if a.cp.origin != origin {
+            let d = format!(
+                "the anchor is a checkpoint of {}, this log is {origin}",
+                a.cp.origin
+            );
+            self.verdict(VerdictKind::Forked, 0, end, &loc, d);
+            return;
+        }
+        let signer = self.signed_by(&a.note, &origin);
+        if end < a.cp.size {
+            let d = format!(
+                "the anchor commits to {} records; the log ends after {end}: {} record(s) from seq {end} are gone{}",
+                a.cp.size,
+                a.cp.size - end,
+                if signer.is_none() {
+                    " (the anchor's key is not announced in what is left of the log)"
+                } else {
+                    ""
+                }
+            );
+            self.verdict(
+                VerdictKind::TruncatedBeforeAnchor,
+                end,
+                a.cp.size - 1,
+                &loc,
+                d,
+            );
+            return;
+        }
+        if signer.is_none() {
+            let d = "the anchor is not signed by any key this log announced: the log is not the one anchored".to_string();
+            self.verdict(VerdictKind::Forked, 0, end, &loc, d);
+            return;
+        }
+        match a.matched {
+            Some(true) => self.summary.anchor = Some(a.cp.size),
+            Some(false) => {
+                let d = format!("the log's tree at size {} is not the anchored one: history was rewritten before seq {}", a.cp.size, a.cp.size);
+                self.verdict(VerdictKind::Forked, self.covered.min(a.cp.size), a.cp.size - 1, &loc, d);
+            }
+            None => self.notes.push(format!(
+                "the anchor (size {}) could not be compared: the tree was already broken at that point",
+                a.cp.size
+            )),
+        }
+    }
+}
