@@ -24,12 +24,49 @@ pub enum Arg {
     Addr(&'static str, u8),
 }
 
-/// OCSF class a record kind maps to (see docs/FORMAT.md).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which capture family a syscall belongs to; security teams choose the
+/// families to attach (`--families`). Process lifecycle (exec, fork, exit) is
+/// always captured and is not in this table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     File,
     Network,
-    Process,
+    Privilege,
+}
+
+impl Family {
+    pub const ALL: [Family; 3] = [Family::File, Family::Network, Family::Privilege];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::File => "file",
+            Family::Network => "network",
+            Family::Privilege => "privilege",
+        }
+    }
+
+    /// Parses a comma-separated list: `file`, `network`, `privilege`, `all`,
+    /// or `process` (process lifecycle only: no syscall family).
+    pub fn parse_list(list: &str) -> Result<Vec<Family>, String> {
+        let mut out = Vec::new();
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            match word {
+                "all" => out.extend(Family::ALL),
+                "process" => {}
+                w => match Family::ALL.iter().find(|f| f.name() == w) {
+                    Some(f) => out.push(*f),
+                    None => {
+                        return Err(format!(
+                            "unknown capture family `{w}` (expected file, network, privilege, process or all)"
+                        ));
+                    }
+                },
+            }
+        }
+        out.sort_by_key(|f| f.name());
+        out.dedup();
+        Ok(out)
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -226,31 +263,31 @@ pub static TABLE: &[SyscallDef] = &[
     def!(sendmsg, "send", Network, [Int("fd"), Skip, Uint("flags")], flags: ON | sf::NEEDS_MSG_NAME, flags_arg: 1,
         extra: &[cap(op::MSGHDR_NAME, 1, 0, 0), cap(op::DNS_PAYLOAD_MSG, 1, 0, 512)]),
     // Privilege and tamper-relevant (OCSF 1007 and friends)
-    def!(setuid, "setuid", Process, [Int("uid")], flags: ON),
-    def!(setgid, "setgid", Process, [Int("gid")], flags: ON),
-    def!(setreuid, "setuid", Process, [Int("ruid"), Int("euid")], flags: ON),
-    def!(setregid, "setgid", Process, [Int("rgid"), Int("egid")], flags: ON),
-    def!(setresuid, "setuid", Process, [Int("ruid"), Int("euid"), Int("suid")], flags: ON),
-    def!(setresgid, "setgid", Process, [Int("rgid"), Int("egid"), Int("sgid")], flags: ON),
-    def!(setgroups, "setgroups", Process, [Int("count"), Skip], flags: ON, extra: &[cap(op::USER_U32S, 1, 0, 256)]),
-    def!(capset, "capset", Process, [Skip, Skip], flags: ON, extra: &[cap(op::USER_BYTES, 0, 0, 8), cap(op::USER_BYTES, 1, 0, 24)]),
-    def!(ptrace, "ptrace", Process, [Int("request"), Int("target_pid"), Skip, Skip], flags: ON),
-    def!(mount, "mount", Process, [Str("source"), Path("path", CWD), Str("fstype"), Uint("flags"), Skip], flags: ON),
-    def!(umount2, "umount", Process, [Path("path", CWD), Uint("flags")], flags: ON, tracepoint: "umount"),
-    def!(init_module, "module_load", Process, [Skip, Uint("length"), Str("params")], flags: ON),
-    def!(finit_module, "module_load", Process, [FdPath("path"), Str("params"), Uint("flags")], flags: ON),
-    def!(delete_module, "module_delete", Process, [Str("module"), Uint("flags")], flags: ON),
-    def!(bpf, "bpf", Process, [Int("command"), Skip, Uint("size")], flags: ON),
-    def!(kill, "kill", Process, [Int("target_pid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
-    def!(tkill, "kill", Process, [Int("target_tid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
-    def!(tgkill, "kill", Process, [Int("target_pid"), Int("target_tid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
-    def!(ioctl, "chattr", Process, [FdPath("path"), Uint("request"), Skip], flags: ON | sf::IOCTL_FILTER,
+    def!(setuid, "setuid", Privilege, [Int("uid")], flags: ON),
+    def!(setgid, "setgid", Privilege, [Int("gid")], flags: ON),
+    def!(setreuid, "setuid", Privilege, [Int("ruid"), Int("euid")], flags: ON),
+    def!(setregid, "setgid", Privilege, [Int("rgid"), Int("egid")], flags: ON),
+    def!(setresuid, "setuid", Privilege, [Int("ruid"), Int("euid"), Int("suid")], flags: ON),
+    def!(setresgid, "setgid", Privilege, [Int("rgid"), Int("egid"), Int("sgid")], flags: ON),
+    def!(setgroups, "setgroups", Privilege, [Int("count"), Skip], flags: ON, extra: &[cap(op::USER_U32S, 1, 0, 256)]),
+    def!(capset, "capset", Privilege, [Skip, Skip], flags: ON, extra: &[cap(op::USER_BYTES, 0, 0, 8), cap(op::USER_BYTES, 1, 0, 24)]),
+    def!(ptrace, "ptrace", Privilege, [Int("request"), Int("target_pid"), Skip, Skip], flags: ON),
+    def!(mount, "mount", Privilege, [Str("source"), Path("path", CWD), Str("fstype"), Uint("flags"), Skip], flags: ON),
+    def!(umount2, "umount", Privilege, [Path("path", CWD), Uint("flags")], flags: ON, tracepoint: "umount"),
+    def!(init_module, "module_load", Privilege, [Skip, Uint("length"), Str("params")], flags: ON),
+    def!(finit_module, "module_load", Privilege, [FdPath("path"), Str("params"), Uint("flags")], flags: ON),
+    def!(delete_module, "module_delete", Privilege, [Str("module"), Uint("flags")], flags: ON),
+    def!(bpf, "bpf", Privilege, [Int("command"), Skip, Uint("size")], flags: ON),
+    def!(kill, "kill", Privilege, [Int("target_pid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
+    def!(tkill, "kill", Privilege, [Int("target_tid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
+    def!(tgkill, "kill", Privilege, [Int("target_pid"), Int("target_tid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
+    def!(ioctl, "chattr", Privilege, [FdPath("path"), Uint("request"), Skip], flags: ON | sf::IOCTL_FILTER,
         ioctl_cmds: [FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR], extra: &[cap(op::USER_BYTES, 2, 0, 4)]),
-    def!(unshare, "unshare", Process, [Uint("flags")], flags: ON),
-    def!(setns, "setns", Process, [FdPath("namespace"), Int("nstype")], flags: ON),
-    def!(memfd_create, "memfd_create", Process, [Str("name"), Uint("flags")], flags: ON),
-    def!(execve, "exec", Process, [Path("filename", CWD), Skip, Skip], flags: ON | sf::EXEC),
-    def!(execveat, "exec", Process, [Int("dirfd"), Path("filename", 0), Skip, Skip, Uint("flags")], flags: ON | sf::EXEC),
+    def!(unshare, "unshare", Privilege, [Uint("flags")], flags: ON),
+    def!(setns, "setns", Privilege, [FdPath("namespace"), Int("nstype")], flags: ON),
+    def!(memfd_create, "memfd_create", Privilege, [Str("name"), Uint("flags")], flags: ON),
+    def!(execve, "exec", Privilege, [Path("filename", CWD), Skip, Skip], flags: ON | sf::EXEC),
+    def!(execveat, "exec", Privilege, [Int("dirfd"), Path("filename", 0), Skip, Skip, Uint("flags")], flags: ON | sf::EXEC),
 ];
 
 impl SyscallDef {
@@ -341,6 +378,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn family_lists_parse_with_clear_errors() {
+        assert_eq!(Family::parse_list("all").unwrap(), Family::ALL.to_vec());
+        assert_eq!(Family::parse_list("network, file,file").unwrap(), vec![Family::File, Family::Network]);
+        assert_eq!(Family::parse_list("process").unwrap(), vec![]);
+        let e = Family::parse_list("file,disk").unwrap_err();
+        assert!(e.contains("unknown capture family `disk`"), "{e}");
     }
 
     #[test]

@@ -15,10 +15,11 @@ use std::{
 };
 
 use audit_user::{
-    capture::Capture,
+    capture::{Capture, CaptureStats},
     cgroup::{self, Cgroup2, CgroupTarget},
     probes::{ProbeOptions, Scope},
     record::Record,
+    syscalls::Family,
 };
 use serde_json::Value;
 
@@ -77,6 +78,14 @@ impl TestCgroup {
     }
 }
 
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(c) = self.capture.take() {
+            audit_user::cmd::exec::detach_quickly(c);
+        }
+    }
+}
+
 impl Drop for TestCgroup {
     fn drop(&mut self) {
         let _ = cgroup::kill_all(self.path());
@@ -92,38 +101,56 @@ impl Drop for TestCgroup {
 
 /// A running capture plus everything it has produced so far.
 pub struct Recorder {
-    pub capture: Capture,
+    capture: Option<Capture>,
     pub records: Vec<Record>,
     /// How long `pump_while` waits for a kernel wakeup between drains.
     pub interval: Duration,
 }
 
 impl Recorder {
-    pub fn cgroup(cg: &TestCgroup) -> Recorder {
-        Recorder::start(Scope::Cgroup(cg.target.clone()), &ProbeOptions::default())
+    /// Audits the cgroup with process probes plus the given syscall families
+    /// (tests attach only what they check: each syscall tracepoint takes the
+    /// kernel ~75 ms to detach).
+    pub fn cgroup(cg: &TestCgroup, families: &[Family]) -> Recorder {
+        let opts = ProbeOptions {
+            families: families.to_vec(),
+            ..ProbeOptions::default()
+        };
+        Recorder::start(Scope::Cgroup(cg.target.clone()), &opts)
     }
 
     pub fn start(scope: Scope, opts: &ProbeOptions) -> Recorder {
         let capture = Capture::start(scope, opts).expect("load and attach probes");
         Recorder {
-            capture,
+            capture: Some(capture),
             records: Vec::new(),
             interval: Duration::from_millis(20),
         }
     }
 
+    fn capture(&mut self) -> &mut Capture {
+        self.capture.as_mut().expect("capture is live until drop")
+    }
+
+    pub fn stats(&self) -> CaptureStats {
+        self.capture.as_ref().map(|c| c.stats).unwrap_or_default()
+    }
+
     /// Drains until the ring buffer stays empty.
     pub fn drain(&mut self) {
-        self.capture.drain(&mut self.records).expect("drain");
+        let mut out = std::mem::take(&mut self.records);
+        self.capture().drain(&mut out).expect("drain");
+        self.records = out;
     }
 
     /// Pumps while `f` says keep going (e.g. a child still runs), then drains.
     pub fn pump_while(&mut self, mut f: impl FnMut() -> bool) {
+        let interval = self.interval;
+        let mut out = std::mem::take(&mut self.records);
         while f() {
-            self.capture
-                .pump(self.interval, &mut self.records)
-                .expect("pump");
+            self.capture().pump(interval, &mut out).expect("pump");
         }
+        self.records = out;
         self.drain();
     }
 
@@ -144,17 +171,22 @@ impl Recorder {
 
     /// Sum of `loss.kinds[kind]` over all loss records.
     pub fn lost(&self, kind: &str) -> u64 {
-        self.of_kind("loss")
+        self.records
             .iter()
-            .map(|r| r["kinds"][kind].as_u64().unwrap_or(0))
+            .filter(|r| r.kind == "loss")
+            .map(|r| r.fields["kinds"][kind].as_u64().unwrap_or(0))
             .sum()
     }
 }
 
 /// Runs `cmd` inside `cg` under a fresh recorder until it and all its
 /// descendants exited; returns the recorder and the command's status.
-pub fn record_in_cgroup(cg: &TestCgroup, cmd: &mut Command) -> (Recorder, ExitStatus) {
-    let mut rec = Recorder::cgroup(cg);
+pub fn record_in_cgroup(
+    cg: &TestCgroup,
+    families: &[Family],
+    cmd: &mut Command,
+) -> (Recorder, ExitStatus) {
+    let mut rec = Recorder::cgroup(cg, families);
     let mut child = cg.spawn(cmd);
     let mut status = None;
     rec.pump_while(|| {
@@ -227,4 +259,111 @@ pub fn parse_report(stdout: &str) -> Vec<(String, String)> {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// Does `record` contain everything in `pattern` (objects compared
+/// key by key, recursively; other values by equality)?
+pub fn matches(record: &Value, pattern: &Value) -> bool {
+    match (record, pattern) {
+        (Value::Object(r), Value::Object(p)) => p
+            .iter()
+            .all(|(k, v)| r.get(k).is_some_and(|rv| matches(rv, v))),
+        (r, p) => r == p,
+    }
+}
+
+/// Asserts that `patterns` match records in this order (other records may
+/// come between them). Panics showing the first pattern not found.
+pub fn expect_in_order(records: &[Value], patterns: &[Value]) {
+    let mut from = 0;
+    for p in patterns {
+        match records[from..].iter().position(|r| matches(r, p)) {
+            Some(i) => from += i + 1,
+            None => {
+                let near: Vec<&Value> = records.iter().filter(|r| r["kind"] == p["kind"]).collect();
+                panic!(
+                    "no record matching {p} after position {from}; records of that kind: {near:#?}"
+                );
+            }
+        }
+    }
+}
+
+/// Runs the workload `args` in a fresh cgroup under a recorder while the
+/// same workload (`outside_args`) runs outside it at the same time. Returns
+/// the inside run's records (all of them) and report, and asserts that no
+/// record came from the outside run.
+pub fn inside_and_outside(
+    name: &str,
+    families: &[Family],
+    args: &[&str],
+    outside_args: &[&str],
+) -> (Vec<Value>, Vec<(String, String)>) {
+    let cg = TestCgroup::new(name);
+    let mut rec = Recorder::cgroup(&cg, families);
+    let mut outside = workload_cmd(outside_args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn outside");
+    let mut inside = cg.spawn(workload_cmd(args).stdout(std::process::Stdio::piped()));
+    let mut status = None;
+    rec.pump_while(|| {
+        status = status.or_else(|| inside.try_wait().expect("wait"));
+        status.is_none()
+    });
+    cg.wait_empty(Duration::from_secs(10));
+    assert!(outside.wait().expect("wait outside").success());
+    rec.drain();
+    assert!(status.expect("status").success());
+    let report = parse_report(
+        &std::io::read_to_string(inside.stdout.take().expect("stdout")).expect("read"),
+    );
+    let outside_report = parse_report(
+        &std::io::read_to_string(outside.stdout.take().expect("stdout")).expect("read"),
+    );
+    let outside_pids: Vec<u64> = outside_report
+        .iter()
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    let records = rec.json();
+    for r in &records {
+        let pid = r["proc"]["pid"].as_u64().unwrap_or(0);
+        assert!(
+            !outside_pids.contains(&pid),
+            "record from a process outside the scope: {r}"
+        );
+        assert_eq!(
+            r["proc"]["cgroup_id"], cg.target.id,
+            "record from another cgroup: {r}"
+        );
+    }
+    assert!(!outside_pids.is_empty(), "the outside run reported no pids");
+    (records, report)
+}
+
+/// A scratch directory for one test, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "sandbox-audit-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("utf-8 temp path")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -60,7 +60,7 @@ fn exec_records_argv_bytes_exactly() {
         OsStr::new(""),
         OsStr::from_bytes(raw),
     ]);
-    let (rec, status) = record_in_cgroup(&cg, &mut cmd);
+    let (rec, status) = record_in_cgroup(&cg, &[], &mut cmd);
     assert!(status.success());
 
     let execs = rec.of_kind("exec");
@@ -110,7 +110,7 @@ fn long_argv_is_flagged_not_silently_cut() {
     let args: Vec<String> = (0..100)
         .map(|i| format!("{i:03}{}", "x".repeat(97)))
         .collect();
-    let (rec, status) = record_in_cgroup(&cg, Command::new("/bin/true").args(&args));
+    let (rec, status) = record_in_cgroup(&cg, &[], Command::new("/bin/true").args(&args));
     assert!(status.success());
     let e = &rec.of_kind("exec")[0];
     let full: Vec<u8> = std::iter::once(b"/bin/true".to_vec())
@@ -136,7 +136,7 @@ fn long_argv_is_flagged_not_silently_cut() {
 #[test]
 fn relative_exec_path_is_kept_as_executed() {
     let cg = TestCgroup::new("relexec");
-    let (rec, status) = record_in_cgroup(&cg, Command::new("./true").current_dir("/bin"));
+    let (rec, status) = record_in_cgroup(&cg, &[], Command::new("./true").current_dir("/bin"));
     assert!(status.success());
     assert_eq!(rec.of_kind("exec")[0]["filename"], "./true");
 }
@@ -211,7 +211,7 @@ fn assert_tree(rec: &Recorder, report: &[(String, String)], root_ppid: u64) {
 #[test]
 fn fork_tree_links_exit_codes_and_signals() {
     let cg = TestCgroup::new("tree");
-    let mut rec = Recorder::cgroup(&cg);
+    let mut rec = Recorder::cgroup(&cg, &[]);
     let mut child = cg.spawn(workload_cmd(["tree"]).stdout(Stdio::piped()));
     let mut status = None;
     rec.pump_while(|| {
@@ -240,7 +240,7 @@ fn outside_the_cgroup_is_invisible_and_below_it_is_audited() {
             .target(&sub)
             .unwrap(),
     };
-    let mut rec = Recorder::cgroup(&cg);
+    let mut rec = Recorder::cgroup(&cg, &[]);
     // Outside: in the test's own cgroup, running at the same time.
     let mut outside = Command::new("/bin/true")
         .arg("outside-marker")
@@ -286,7 +286,11 @@ fn pid_tree_scope_follows_descendants_only() {
         .spawn()
         .unwrap();
     let root_pid = root.id();
-    let mut rec = Recorder::start(Scope::PidTree { root: root_pid }, &ProbeOptions::default());
+    let opts = ProbeOptions {
+        families: vec![],
+        ..ProbeOptions::default()
+    };
+    let mut rec = Recorder::start(Scope::PidTree { root: root_pid }, &opts);
     let mut outside = Command::new("/bin/true")
         .arg("outside-marker")
         .spawn()
@@ -355,7 +359,7 @@ fn burst(name: &str, forks: u64, execs: u64, opts: ProbeOptions, interval: Durat
         forks + execs + 1,
         "exits (+1: the workload)"
     );
-    assert_eq!(rec.capture.stats.malformed, 0);
+    assert_eq!(rec.stats().malformed, 0);
     rec.lost("fork") + rec.lost("exec") + rec.lost("exit")
 }
 
@@ -378,6 +382,7 @@ fn tiny_ring_buffer_loses_events_and_says_exactly_how_many() {
     let opts = ProbeOptions {
         ring_buffer_bytes: 64 << 10,
         wakeup_bytes: u64::MAX,
+        families: vec![],
     };
     let lost = burst("lossy", 20_000, 0, opts, Duration::from_millis(250));
     assert!(lost > 0, "expected the tiny ring buffer to overflow");

@@ -18,9 +18,10 @@ use aya::{
 use crate::{
     btf::{Btf, KERNEL_BTF},
     cgroup::{self, CgroupTarget},
-    syscalls,
+    syscalls::{self, Family},
 };
 
+pub mod detach;
 mod tracefs;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
@@ -42,6 +43,10 @@ pub struct ProbeOptions {
     /// Bytes waiting in the ring buffer before the kernel wakes the reader;
     /// below that the reader drains on its own timer.
     pub wakeup_bytes: u64,
+    /// Syscall families to attach (process lifecycle is always attached).
+    /// Each attached syscall costs two tracepoints, and detaching a
+    /// tracepoint waits for an RCU-tasks grace period (~75 ms here).
+    pub families: Vec<Family>,
 }
 
 impl Default for ProbeOptions {
@@ -49,6 +54,7 @@ impl Default for ProbeOptions {
         ProbeOptions {
             ring_buffer_bytes: 64 << 20,
             wakeup_bytes: 1 << 20,
+            families: Family::ALL.to_vec(),
         }
     }
 }
@@ -95,7 +101,7 @@ impl Probes {
         if let Scope::PidTree { root } = scope {
             track(&mut ebpf, &[root])?;
         }
-        let unavailable_syscalls = attach_syscalls(&mut ebpf)?;
+        let unavailable_syscalls = attach_syscalls(&mut ebpf, &opts.families)?;
 
         for (prog, tp) in RAW_TRACEPOINTS {
             let p: &mut RawTracePoint = ebpf
@@ -149,13 +155,16 @@ fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
 
 /// Writes every syscall's spec and attaches the generic enter/exit probes to
 /// its tracepoints. Returns the syscalls this kernel has no tracepoint for.
-fn attach_syscalls(ebpf: &mut Ebpf) -> Result<Vec<&'static str>> {
+fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static str>> {
+    if families.is_empty() {
+        return Ok(Vec::new());
+    }
     tracefs::check_syscall_layout()?;
     let mut specs: Array<_, SyscallSpec> =
         Array::try_from(ebpf.map_mut("SPECS").ok_or_else(|| anyhow!("map SPECS missing"))?)?;
     let mut unavailable = Vec::new();
     let mut present = Vec::new();
-    for def in syscalls::TABLE {
+    for def in syscalls::TABLE.iter().filter(|d| families.contains(&d.family)) {
         if !tracefs::has_syscall_tracepoint(def.tracepoint()) {
             unavailable.push(def.name);
             continue;

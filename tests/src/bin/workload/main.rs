@@ -4,16 +4,24 @@
 //!
 //!   workload tree [--wait-stdin]  a 3-level fork tree with known exit codes
 //!   workload burst FORKS EXECS    FORKS fork+_exit(0), then EXECS fork+exec /bin/true
+//!   workload file DIR             file-system actions in DIR (see `file`)
+//!   workload net DIR PORT         network actions on 127.0.0.1:PORT (see `net`)
+//!   workload priv DIR             privilege actions (see `privilege`)
+//!
+//! The action workloads call libc directly so that the test knows exactly
+//! which syscall each step makes.
 
 use std::ffi::CString;
 
-fn say(line: &str) {
+mod actions;
+
+pub fn say(line: &str) {
     let s = format!("{line}\n");
     // SAFETY: writing a valid buffer to stdout.
     unsafe { libc::write(1, s.as_ptr().cast(), s.len()) };
 }
 
-fn fork() -> i32 {
+pub fn fork() -> i32 {
     // SAFETY: the child only calls async-signal-safe functions or exits.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -23,14 +31,14 @@ fn fork() -> i32 {
     pid
 }
 
-fn wait_for(pid: i32) -> i32 {
+pub fn wait_for(pid: i32) -> i32 {
     let mut status = 0;
     // SAFETY: valid pointer.
     unsafe { libc::waitpid(pid, &mut status, 0) };
     status
 }
 
-fn exit_now(code: i32) -> ! {
+pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns; skips atexit handlers inherited over fork.
     unsafe { libc::_exit(code) }
 }
@@ -123,8 +131,13 @@ fn main() {
             let n = |i: usize| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(0);
             burst(n(2), n(3))
         }
+        Some("file") => actions::file(&args[2]),
+        Some("net") => actions::net(&args[2], args[3].parse().unwrap_or(0)),
+        Some("priv") => actions::privilege(&args[2]),
         _ => {
-            eprintln!("usage: workload tree [--wait-stdin] | workload burst FORKS EXECS");
+            eprintln!(
+                "usage: workload tree [--wait-stdin] | burst FORKS EXECS | file DIR | net DIR PORT | priv DIR"
+            );
             std::process::exit(2);
         }
     }
