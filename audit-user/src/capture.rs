@@ -40,10 +40,15 @@ pub struct Capture {
 
 /// Name of a loss-counter slot in `loss` records.
 fn slot_name(slot: usize) -> String {
-    match EventKind::from_u32(slot as u32) {
+    let slot = slot as u32;
+    match EventKind::from_u32(slot) {
         Some(k) => k.name().to_string(),
-        None if slot as u32 == loss_slot::SCOPE_MAP_FULL => "scope_map_full".to_string(),
-        None => format!("slot_{slot}"),
+        None => match slot {
+            loss_slot::SCOPE_MAP_FULL => "scope_map_full".to_string(),
+            loss_slot::PENDING_MAP_FULL => "pending_map_full".to_string(),
+            loss_slot::FIRST_WRITE_UNTRACKED => "first_write_untracked".to_string(),
+            _ => format!("slot_{slot}"),
+        },
     }
 }
 
@@ -129,5 +134,19 @@ impl Capture {
         }
         self.loss_checked_ns = t;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_loss_slot_has_a_name() {
+        assert_eq!(slot_name(EventKind::Syscall as usize), "syscall");
+        assert_eq!(slot_name(loss_slot::PENDING_MAP_FULL as usize), "pending_map_full");
+        assert_eq!(slot_name(loss_slot::FIRST_WRITE_UNTRACKED as usize), "first_write_untracked");
+        assert_eq!(slot_name(loss_slot::SCOPE_MAP_FULL as usize), "scope_map_full");
+        assert_eq!(slot_name(63), "slot_63");
     }
 }
