@@ -10,8 +10,10 @@ use audit_common::syscall::{CWD, CaptureOp, RET, SyscallSpec, op, spec_flags as 
 pub enum Arg {
     /// Not recorded (user pointers, or covered by a capture).
     Skip,
-    /// A signed int (fd, pid, uid, signal, ...), recorded as is.
+    /// A C `int` (fd, pid, uid, signal, ...): the low 32 bits, signed.
     Int(&'static str),
+    /// A C `long`/`off_t` (lengths, offsets): all 64 bits, signed.
+    Long(&'static str),
     /// An unsigned value (flags, sizes, lengths).
     Uint(&'static str),
     /// A path, relative to the directory fd in the given argument (or [`CWD`]).
@@ -204,7 +206,7 @@ mod nr {
     pub const execveat: i64 = libc::SYS_execveat;
 }
 
-use Arg::{Addr, FdPath, Int, Path, Skip, Str, Uint};
+use Arg::{Addr, FdPath, Int, Long, Path, Skip, Str, Uint};
 
 const OPEN_W: u32 = sf::ENABLED | sf::OPEN_FOR_WRITE;
 const WRITE: u32 = sf::ENABLED | sf::FIRST_WRITE;
@@ -238,13 +240,13 @@ pub static TABLE: &[SyscallDef] = &[
     def!(lchown, "chown", File, [Path("path", CWD), Int("uid"), Int("gid")], flags: ON),
     def!(fchown, "chown", File, [FdPath("path"), Int("uid"), Int("gid")], flags: ON),
     def!(fchownat, "chown", File, [Int("dirfd"), Path("path", 0), Int("uid"), Int("gid"), Uint("flags")], flags: ON),
-    def!(truncate, "truncate", File, [Path("path", CWD), Int("length")], flags: ON),
-    def!(ftruncate, "truncate", File, [FdPath("path"), Int("length")], flags: ON),
+    def!(truncate, "truncate", File, [Path("path", CWD), Long("length")], flags: ON),
+    def!(ftruncate, "truncate", File, [FdPath("path"), Long("length")], flags: ON),
     def!(write, "write", File, [FdPath("path"), Skip, Uint("count")], flags: WRITE),
-    def!(pwrite64, "write", File, [FdPath("path"), Skip, Uint("count"), Int("offset")], flags: WRITE),
+    def!(pwrite64, "write", File, [FdPath("path"), Skip, Uint("count"), Long("offset")], flags: WRITE),
     def!(writev, "write", File, [FdPath("path"), Skip, Uint("iovcnt")], flags: WRITE),
-    def!(pwritev, "write", File, [FdPath("path"), Skip, Uint("iovcnt"), Int("offset")], flags: WRITE),
-    def!(pwritev2, "write", File, [FdPath("path"), Skip, Uint("iovcnt"), Int("offset"), Skip, Uint("flags")], flags: WRITE),
+    def!(pwritev, "write", File, [FdPath("path"), Skip, Uint("iovcnt"), Long("offset")], flags: WRITE),
+    def!(pwritev2, "write", File, [FdPath("path"), Skip, Uint("iovcnt"), Long("offset"), Skip, Uint("flags")], flags: WRITE),
     def!(close, "close", File, [Int("fd")], flags: sf::ENABLED | sf::CLOSE),
     def!(close_range, "close", File, [Uint("first"), Uint("last"), Uint("flags")], flags: sf::ENABLED | sf::CLOSE_RANGE),
     def!(dup, "dup", File, [Int("fd")], flags: sf::ENABLED | sf::DUP),

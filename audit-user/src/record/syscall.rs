@@ -56,6 +56,9 @@ pub fn fields(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
             Arg::Int(name) => {
                 f.insert(name.into(), (raw as u32 as i32).into());
             }
+            Arg::Long(name) => {
+                f.insert(name.into(), (raw as i64).into());
+            }
             Arg::Uint(name) => {
                 f.insert(name.into(), raw.into());
             }
@@ -200,5 +203,93 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use audit_common::{
+        event::EventHeader,
+        syscall::{CaptureHeader, RET, SyscallEvent, capture_flags as cf},
+    };
+
+    use super::*;
+    use crate::{decode::Capture, syscalls::TABLE};
+
+    fn def(name: &str) -> &'static SyscallDef {
+        TABLE.iter().find(|d| d.name == name).unwrap()
+    }
+
+    fn event(name: &str, ret: i64, args: [u64; 6], captures: Vec<Capture>) -> Syscall {
+        let _ = std::mem::size_of::<CaptureHeader>();
+        let raw = SyscallEvent {
+            header: EventHeader { boot_ns: 1_500, ..EventHeader::zeroed() },
+            nr: def(name).nr as u32,
+            flags: 0,
+            ret,
+            args,
+            enter_ns: 1_000,
+            data_len: 0,
+            _pad: 0,
+        };
+        Syscall { raw, captures }
+    }
+
+    fn string(slot: u8, s: &[u8]) -> Capture {
+        Capture { kind: capture_kind::STRING, slot, flags: 0, bytes: s.to_vec() }
+    }
+
+    fn comps(slot: u8, flags: u8, s: &[u8]) -> Capture {
+        Capture { kind: capture_kind::PATH_COMPONENTS, slot, flags, bytes: s.to_vec() }
+    }
+
+    fn record(sc: &Syscall, name: &str) -> Json {
+        let mut f = Json::new();
+        fields(sc, def(name), &mut f);
+        f
+    }
+
+    #[test]
+    fn successful_open_prefers_the_opened_file() {
+        let at_fdcwd = (-100i64) as u64;
+        let sc = event(
+            "openat",
+            3,
+            [at_fdcwd, 0, libc::O_WRONLY as u64, 0o600, 0, 0],
+            vec![string(1, b"link"), comps(1, cf::FROM_CWD, b"work\0"), comps(RET, 0, b"shadow\0etc\0")],
+        );
+        let f = record(&sc, "openat");
+        assert_eq!(f["path"], "/etc/shadow");
+        assert_eq!(f["path_resolution"], "opened_file");
+        assert_eq!(f["path_arg"], "link");
+        assert_eq!(f["dirfd"], -100);
+        assert_eq!(f["access"], "write");
+        assert_eq!(f["fd"], 3);
+        assert_eq!(f["result"], "success");
+        assert_eq!(f["duration_ns"], 500);
+    }
+
+    #[test]
+    fn failed_relative_open_is_joined_to_the_cwd_with_errno() {
+        let sc = event("open", -13, [0, 0, 0, 0, 0, 0], vec![string(0, b"secret.txt"), comps(0, cf::FROM_CWD, b"work\0tmp\0")]);
+        let f = record(&sc, "open");
+        assert_eq!(f["path"], "/tmp/work/secret.txt");
+        assert_eq!(f["path_resolution"], "cwd");
+        assert_eq!(f["result"], "failure");
+        assert_eq!(f["errno"], 13);
+        assert_eq!(f["errno_name"], "EACCES");
+        assert!(!f.contains_key("ret"));
+    }
+
+    #[test]
+    fn ints_longs_and_unresolved_paths() {
+        let sc = event("truncate", 0, [0, (-5i64) as u64, 0, 0, 0, 0], vec![string(0, b"rel")]);
+        let f = record(&sc, "truncate");
+        assert_eq!(f["length"], -5);
+        assert_eq!(f["path"], "rel");
+        assert_eq!(f["path_resolution"], "unresolved");
+        let sc = event("setresuid", 0, [u32::MAX as u64, 0, 0x1_0000_0007, 0, 0, 0], vec![]);
+        let f = record(&sc, "setresuid");
+        assert_eq!((f["ruid"].clone(), f["euid"].clone(), f["suid"].clone()), (json!(-1), json!(0), json!(7)));
     }
 }
