@@ -4,11 +4,23 @@ use std::process::{Command, Output};
 
 use integration_tests::sandbox_audit;
 
+/// Runs sandbox-audit; `exec` and `run` get a throwaway log and key
+/// directory and process probes only (what these tests look at).
 fn run(args: &[&str]) -> Output {
-    Command::new(sandbox_audit())
-        .args(args)
-        .output()
-        .expect("run sandbox-audit")
+    let dir = integration_tests::TempDir::new("cli");
+    let mut cmd = Command::new(sandbox_audit());
+    match args.split_first() {
+        Some((&sub, rest)) if sub == "exec" || sub == "run" => {
+            cmd.arg(sub)
+                .args(["--families", "process"])
+                .args(store_args(&dir))
+                .args(rest);
+        }
+        _ => {
+            cmd.args(args);
+        }
+    }
+    cmd.output().expect("run sandbox-audit")
 }
 
 fn stderr(o: &Output) -> String {
@@ -91,4 +103,127 @@ fn bad_cli_arguments_are_usage_errors_not_panics() {
         assert!(!stderr(&o).contains("panicked"), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).is_empty());
     }
+}
+
+/// Store flags for a throwaway log under `dir`.
+fn store_args(dir: &integration_tests::TempDir) -> Vec<String> {
+    vec![
+        "--log-dir".into(),
+        format!("{}/log", dir.path()),
+        "--key-dir".into(),
+        format!("{}/keys", dir.path()),
+        "--print".into(),
+    ]
+}
+
+fn printed(o: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn exec_waits_for_descendants_that_outlive_the_command() {
+    let dir = integration_tests::TempDir::new("outlive");
+    let t = std::time::Instant::now();
+    let o = Command::new(sandbox_audit())
+        .arg("exec")
+        .args(["--families", "process"])
+        .args(store_args(&dir))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "(sleep 1; /bin/true late-marker) > /dev/null 2>&1 & exit 0",
+        ])
+        .output()
+        .expect("run exec");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        t.elapsed() >= std::time::Duration::from_secs(1),
+        "exec returned before the background job ended"
+    );
+    let records = printed(&o);
+    let late = records
+        .iter()
+        .find(|r| r["kind"] == "exec" && r["argv"][1] == "late-marker");
+    let late = late.unwrap_or_else(|| panic!("the late exec is missing: {records:#?}"));
+    let pid = &late["proc"]["pid"];
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "exit" && &r["proc"]["pid"] == pid),
+        "its exit is missing"
+    );
+}
+
+#[test]
+fn run_drains_everything_before_exiting_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = integration_tests::TempDir::new("run-term");
+    let cg = integration_tests::TestCgroup::new("run-term");
+    let mut daemon = Command::new(sandbox_audit())
+        .args(["run", "--cgroup"])
+        .arg(cg.path())
+        .args(["--families", "process"])
+        .args(store_args(&dir))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start run");
+    // Ready once it says what it audits.
+    let mut err = BufReader::new(daemon.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("auditing") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "run exited before it was ready"
+        );
+    }
+    let stdout = daemon.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap());
+    let mut marker = cg.spawn(Command::new("/bin/true").arg("run-marker"));
+    assert!(marker.wait().unwrap().success());
+    // Straight away: the exec may still sit in the ring buffer.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let status = daemon.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let out = reader.join().unwrap();
+    let records: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "exec" && r["argv"][1] == "run-marker"),
+        "the exec that happened right before SIGTERM was not drained: {records:#?}"
+    );
+    assert!(
+        records.iter().any(|r| r["kind"] == "stop"),
+        "no stop record"
+    );
+}
+
+#[test]
+fn missing_tracefs_is_a_clear_error() {
+    // In a private mount namespace, take tracefs (and debugfs, which
+    // automounts it) away, then ask for syscall probes.
+    let script = format!(
+        "umount /sys/kernel/debug/tracing 2>/dev/null; umount /sys/kernel/debug 2>/dev/null; \
+         umount /sys/kernel/tracing 2>/dev/null; exec {} exec --families file -- true",
+        sandbox_audit().display()
+    );
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("tracefs is not mounted"),
+        "{}",
+        stderr(&o)
+    );
 }
