@@ -41,6 +41,18 @@ pub struct ScanError {
     pub what: &'static str,
 }
 
+/// `a < b` for keys, without a memcmp call: keys are short, and the call
+/// overhead showed up in profiles.
+#[inline]
+pub fn key_less(a: &[u8], b: &[u8]) -> bool {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x < y;
+        }
+    }
+    a.len() < b.len()
+}
+
 /// Keys are printable ASCII with nothing to escape: their byte order is then
 /// also JCS's UTF-16 order and Python's code-point order.
 pub fn valid_key(key: &[u8]) -> bool {
@@ -160,14 +172,28 @@ pub fn write_value(
             out.push(b']');
         }
         Value::Object(map) => {
-            let mut members: Vec<(&str, &Value)> =
-                map.iter().map(|(k, v)| (k.as_str(), v)).collect();
-            // serde_json's map is sorted unless some crate turns on its
-            // `preserve_order` feature; never rely on it.
-            if !members.is_sorted_by(|a, b| a.0 < b.0) {
-                members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            // serde_json's map iterates sorted unless some crate turns on
+            // its `preserve_order` feature: write directly while the keys
+            // come in order, sort only if they do not.
+            let start = out.len();
+            out.push(b'{');
+            let mut prev: Option<&str> = None;
+            for (k, v) in map {
+                if let Some(p) = prev {
+                    if !key_less(p.as_bytes(), k.as_bytes()) {
+                        out.truncate(start);
+                        let mut members: Vec<(&str, &Value)> =
+                            map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                        return write_members(out, &members, depth + 1);
+                    }
+                    out.push(b',');
+                }
+                prev = Some(k);
+                write_key(out, k)?;
+                write_value(out, k, v, depth + 1)?;
             }
-            write_members(out, &members, depth + 1)?;
+            out.push(b'}');
         }
         Value::Null | Value::Bool(_) => {
             return Err(EncodeError::Type {
@@ -179,6 +205,26 @@ pub fn write_value(
     Ok(())
 }
 
+/// Appends `"key":` (the key must need no escaping).
+pub fn write_key(out: &mut Vec<u8>, k: &str) -> Result<(), EncodeError> {
+    if !valid_key(k.as_bytes()) {
+        return Err(EncodeError::Key { key: k.into() });
+    }
+    out.push(b'"');
+    out.extend_from_slice(k.as_bytes());
+    out.extend_from_slice(b"\":");
+    Ok(())
+}
+
+/// Appends the lowercase hex digits of `bytes` (no quotes).
+pub fn write_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.push(HEX[(b >> 4) as usize]);
+        out.push(HEX[(b & 15) as usize]);
+    }
+}
+
 /// Appends `{…}` for members already sorted by key (and without duplicates).
 pub fn write_members(
     out: &mut Vec<u8>,
@@ -187,15 +233,10 @@ pub fn write_members(
 ) -> Result<(), EncodeError> {
     out.push(b'{');
     for (i, (k, v)) in members.iter().enumerate() {
-        if !valid_key(k.as_bytes()) {
-            return Err(EncodeError::Key { key: (*k).into() });
-        }
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'"');
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b"\":");
+        write_key(out, k)?;
         write_value(out, k, v, depth)?;
     }
     out.push(b'}');
@@ -291,7 +332,7 @@ impl<'a> Scanner<'a> {
             let start = self.i;
             let key = self.key()?;
             if let Some(p) = prev_key
-                && p >= key
+                && !key_less(p, key)
             {
                 return Err(ScanError {
                     offset: start,
@@ -300,9 +341,10 @@ impl<'a> Scanner<'a> {
             }
             prev_key = Some(key);
             self.eat(b':', "expected ':' after a key")?;
-            let slot = wanted
-                .as_ref()
-                .and_then(|(w, _)| w.binary_search(&key).ok());
+            let slot = wanted.as_ref().and_then(|(w, _)| {
+                w.iter()
+                    .position(|k| k.len() == key.len() && !key_less(k, key) && !key_less(key, k))
+            });
             let vstart = self.i;
             let (uint, plain_str) = self.value(depth + 1)?;
             if let (Some(idx), Some((_, found))) = (slot, wanted.as_mut())
@@ -388,6 +430,23 @@ impl<'a> Scanner<'a> {
         self.eat(b'"', "expected '\"'")?;
         let mut plain = true;
         loop {
+            // Eight bytes at a time while none is '"', '\\' or below 0x20
+            // (bytes >= 0x80 never match: UTF-8 was checked up front).
+            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(chunk);
+                let w = u64::from_le_bytes(w);
+                const ONES: u64 = 0x0101_0101_0101_0101;
+                const HIGH: u64 = 0x8080_8080_8080_8080;
+                let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+                let special = zero_in(w ^ (ONES * b'"' as u64))
+                    | zero_in(w ^ (ONES * b'\\' as u64))
+                    | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+                if special != 0 {
+                    break;
+                }
+                self.i += 8;
+            }
             let Some(&c) = self.b.get(self.i) else {
                 return Err(self.err("unterminated string"));
             };

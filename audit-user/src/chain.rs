@@ -67,64 +67,46 @@ impl Chain {
     /// Appends `rec` as the next canonical line (with its `\n`) to `out`.
     /// On error nothing is appended and the chain does not advance.
     pub fn append(&mut self, rec: &Record, out: &mut Vec<u8>) -> Result<Linked, EncodeError> {
-        let kind = Value::String(rec.kind.into());
-        let time = Value::from(rec.time_ns);
-        let seq = Value::from(self.next_seq);
-        let prev = Value::String(hex::encode(self.prev));
-        let mut members: Vec<(&str, &Value)> = Vec::with_capacity(rec.fields.len() + 4);
-        for (k, v) in &rec.fields {
-            if RESERVED.contains(&k.as_str()) {
-                return Err(EncodeError::Reserved { key: k.clone() });
-            }
-            members.push((k, v));
-        }
-        members.extend([
-            ("kind", &kind),
-            ("prev_hash", &prev),
-            ("seq", &seq),
-            ("time_ns", &time),
-        ]);
-        if !members.is_sorted_by(|a, b| a.0 < b.0) {
-            members.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        }
-        // The members before "hash" in key order; "hash" goes between.
-        let split = members.partition_point(|(k, _)| *k < "hash");
-
         let start = out.len();
-        let mut insert_at = None;
-        out.push(b'{');
-        let written: Result<(), EncodeError> =
-            members.iter().enumerate().try_for_each(|(i, (k, v))| {
-                if i == split {
-                    insert_at = Some(out.len());
-                }
-                if i > 0 {
-                    out.push(b',');
-                }
-                if !canonical::valid_key(k.as_bytes()) {
-                    return Err(EncodeError::Key { key: (*k).into() });
-                }
-                out.push(b'"');
-                out.extend_from_slice(k.as_bytes());
-                out.extend_from_slice(b"\":");
-                canonical::write_value(out, k, v, 1)
-            });
-        if let Err(e) = written {
-            out.truncate(start);
-            return Err(e);
-        }
-        out.push(b'}');
+        let fields = rec.fields.iter().map(|(k, v)| (k.as_str(), v));
+        let written = match self.write_unhashed(rec, fields, out) {
+            // The fields did not iterate in key order (serde_json's
+            // `preserve_order`): sort them and write again.
+            Ok(None) => {
+                out.truncate(start);
+                let mut sorted: Vec<(&str, &Value)> =
+                    rec.fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+                sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                self.write_unhashed(rec, sorted.into_iter(), out)
+            }
+            other => other,
+        };
+        let insert_at = match written {
+            Ok(Some(at)) => at,
+            Ok(None) => {
+                out.truncate(start);
+                return Err(EncodeError::Key {
+                    key: "(keys cannot be ordered)".into(),
+                });
+            }
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        };
         let hash: Hash = Sha256::digest(&out[start..]).into();
 
-        // `kind` sorts after `hash`, so there is always a member after it.
-        let insert_at = insert_at.unwrap_or(out.len() - 1);
-        let mut member = Vec::with_capacity(77);
-        if split > 0 {
+        // Splice in `"hash":"…"`, with the comma on the side that has a
+        // member (`kind` always sorts after it; one may sort before).
+        let first = out[insert_at - 1] == b'{';
+        let mut member = Vec::with_capacity(80);
+        if !first {
             member.push(b',');
         }
-        member.extend_from_slice(b"\"hash\":");
-        canonical::write_str(&mut member, &hex::encode(hash));
-        if split == 0 {
+        member.extend_from_slice(b"\"hash\":\"");
+        canonical::write_hex(&mut member, &hash);
+        member.push(b'"');
+        if first {
             member.push(b',');
         }
         out.splice(insert_at..insert_at, member);
@@ -137,6 +119,99 @@ impl Chain {
         self.next_seq += 1;
         self.prev = hash;
         Ok(linked)
+    }
+
+    /// Writes the record without `hash`: its fields merged (in key order)
+    /// with the chain's own members, in one pass and without allocating.
+    /// Returns where the `hash` member belongs, or None when `fields` turn
+    /// out not to be sorted.
+    fn write_unhashed<'a>(
+        &self,
+        rec: &Record,
+        fields: impl Iterator<Item = (&'a str, &'a Value)>,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, EncodeError> {
+        let own = [
+            ("kind", Own::Str(rec.kind)),
+            ("prev_hash", Own::Hex(&self.prev)),
+            ("seq", Own::Int(self.next_seq)),
+            ("time_ns", Own::Int(rec.time_ns)),
+        ];
+        let mut own = own.iter().peekable();
+        let mut at = Members {
+            insert_at: None,
+            first: true,
+        };
+        let mut prev: Option<&str> = None;
+        out.push(b'{');
+        for (k, v) in fields {
+            if let Some(p) = prev
+                && !canonical::key_less(p.as_bytes(), k.as_bytes())
+            {
+                return Ok(None);
+            }
+            prev = Some(k);
+            if RESERVED.contains(&k) {
+                return Err(EncodeError::Reserved { key: k.into() });
+            }
+            while let Some((ok, ov)) = own.next_if(|(ok, _)| *ok < k) {
+                at.next(out, ok);
+                ov.write(out);
+            }
+            at.next(out, k);
+            canonical::write_value(out, k, v, 1)?;
+        }
+        for (ok, ov) in own {
+            at.next(out, ok);
+            ov.write(out);
+        }
+        out.push(b'}');
+        Ok(at.insert_at)
+    }
+}
+
+/// A member the chain adds to every record.
+enum Own<'a> {
+    Str(&'a str),
+    Hex(&'a Hash),
+    Int(u64),
+}
+
+impl Own<'_> {
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Own::Str(s) => canonical::write_str(out, s),
+            Own::Hex(h) => {
+                out.push(b'"');
+                canonical::write_hex(out, &h[..]);
+                out.push(b'"');
+            }
+            Own::Int(n) => canonical::write_u64(out, *n),
+        }
+    }
+}
+
+/// Separators between members, and where `hash` goes.
+struct Members {
+    insert_at: Option<usize>,
+    first: bool,
+}
+
+impl Members {
+    /// Starts the member `key` (keys here never need escaping: the chain's
+    /// own are constants, the record's were checked by `write_key`).
+    fn next(&mut self, out: &mut Vec<u8>, key: &str) {
+        if self.insert_at.is_none() && key > "hash" {
+            self.insert_at = Some(out.len());
+        }
+        if !self.first {
+            out.push(b',');
+        }
+        self.first = false;
+        // Only the record's keys can be invalid; write_key checks them.
+        if canonical::write_key(out, key).is_err() {
+            out.extend_from_slice(b"\"\":");
+        }
     }
 }
 
@@ -178,16 +253,29 @@ pub fn parse_hex32(s: &[u8]) -> Option<Hash> {
     if s.len() != 64 {
         return None;
     }
+    // 0xff marks a byte that is not a lowercase hex digit.
+    static VAL: [u8; 256] = {
+        let mut t = [0xffu8; 256];
+        let mut i = 0;
+        while i < 10 {
+            t[b'0' as usize + i] = i as u8;
+            i += 1;
+        }
+        let mut i = 0;
+        while i < 6 {
+            t[b'a' as usize + i] = 10 + i as u8;
+            i += 1;
+        }
+        t
+    };
     let mut out = [0u8; 32];
+    let mut bad = 0u8;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let d = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        *o = d(pair[0])? << 4 | d(pair[1])?;
+        let (hi, lo) = (VAL[pair[0] as usize], VAL[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 15);
     }
-    Some(out)
+    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// Parses one line (without its `\n`): it must be a canonical object with

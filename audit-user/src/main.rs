@@ -9,7 +9,7 @@ use audit_user::{
         exec::{ExecOptions, exec},
         run::{Target, run},
     },
-    output::JsonLines,
+    cmd::store::{CheckpointArgs, KeygenArgs, StoreArgs, VerifyArgs, with_store},
     probes::ProbeOptions,
 };
 use clap::{Args, Parser, Subcommand};
@@ -63,6 +63,8 @@ enum Cmd {
         pid: Option<u32>,
         #[command(flatten)]
         capture: CaptureArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Run CMD in a fresh cgroup and audit it and all its descendants until
     /// the last one exits; exits with CMD's status.
@@ -72,10 +74,30 @@ enum Cmd {
         cgroup_parent: PathBuf,
         #[command(flatten)]
         capture: CaptureArgs,
+        #[command(flatten)]
+        store: StoreArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
     },
+    /// Prove a log intact, or say which records were altered and how. Exit
+    /// status 0: intact; 1: tampering found; 2: could not verify.
+    Verify(VerifyArgs),
+    /// Print the latest signed checkpoint of a log, to keep off-host and pass
+    /// to `verify --anchor` later.
+    Checkpoint(CheckpointArgs),
+    /// Create the signing keys and print the trust root to keep off-host
+    /// (`run`/`exec` also create them on first use).
+    Keygen(KeygenArgs),
+}
+
+/// The capture settings, as recorded in the log's config.
+fn capture_config(c: &CaptureArgs) -> serde_json::Map<String, serde_json::Value> {
+    let v = serde_json::json!({
+        "ring_buffer_mib": c.ring_buffer_mib,
+        "drain_interval_ms": c.drain_interval_ms,
+    });
+    v.as_object().cloned().unwrap_or_default()
 }
 
 /// Exit codes as `env`/`timeout` use them when the command itself never ran.
@@ -107,12 +129,12 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return failure(&e),
     };
-    let mut sink = JsonLines::new(io::BufWriter::new(io::stdout().lock()));
     match cli.command {
         Cmd::Run {
             cgroup,
             pid,
             capture,
+            store,
         } => {
             let target = match (cgroup, pid) {
                 (Some(c), _) => Target::Cgroup(c),
@@ -120,12 +142,19 @@ fn main() -> ExitCode {
                 (None, None) => unreachable!("clap requires --cgroup or --pid"),
             };
             let result = capture.probe_options().and_then(|o| {
-                run(
-                    &target,
-                    &o,
-                    Duration::from_millis(capture.drain_interval_ms),
-                    &stop,
-                    &mut sink,
+                with_store(
+                    &store,
+                    capture_config(&capture),
+                    |sink| {
+                        run(
+                            &target,
+                            &o,
+                            Duration::from_millis(capture.drain_interval_ms),
+                            &stop,
+                            sink,
+                        )
+                    },
+                    |_| format!("signal {}", stop.last()),
                 )
             });
             match result {
@@ -136,6 +165,7 @@ fn main() -> ExitCode {
         Cmd::Exec {
             cgroup_parent,
             capture,
+            store,
             command,
         } => {
             let result = capture.probe_options().and_then(|probe| {
@@ -145,12 +175,36 @@ fn main() -> ExitCode {
                     probe,
                     interval: Duration::from_millis(capture.drain_interval_ms),
                 };
-                exec(&opts, &stop, &mut sink)
+                with_store(
+                    &store,
+                    capture_config(&capture),
+                    |sink| exec(&opts, &stop, sink),
+                    |r| match r {
+                        Ok(o) => format!("command ended with status {}", o.code()),
+                        Err(e) => format!("error: {e:#}"),
+                    },
+                )
             });
             match result {
                 Ok(outcome) => ExitCode::from(outcome.code().clamp(0, 255) as u8),
                 Err(e) => failure(&e),
             }
         }
+        Cmd::Verify(args) => match audit_user::cmd::store::verify(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sandbox-audit: error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Checkpoint(args) => match audit_user::cmd::store::checkpoint(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(&e),
+        },
+        Cmd::Keygen(args) => match audit_user::cmd::store::keygen(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(&e),
+        },
     }
 }

@@ -159,14 +159,12 @@ pub fn unprotect_tree(dir: &Path) -> Result<()> {
 /// Splits segment bytes into complete lines (without their `\n`), with each
 /// line's byte offset, and the torn tail after the last `\n` (maybe empty).
 pub fn split_lines(data: &[u8]) -> (Vec<(usize, &[u8])>, &[u8]) {
-    let end = data.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    let end = memchr::memrchr(b'\n', data).map_or(0, |i| i + 1);
     let mut lines = Vec::new();
     let mut start = 0;
-    for (i, &c) in data[..end].iter().enumerate() {
-        if c == b'\n' {
-            lines.push((start, &data[start..i]));
-            start = i + 1;
-        }
+    for i in memchr::memchr_iter(b'\n', &data[..end]) {
+        lines.push((start, &data[start..i]));
+        start = i + 1;
     }
     (lines, &data[end..])
 }

@@ -18,11 +18,11 @@ use std::collections::VecDeque;
 
 use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
-use super::{Anchor, Item, ItemBody, Loc, Options, Summary, Verdict, VerdictKind};
+use super::{Anchor, Item, ItemBody, Kind, Loc, Options, Summary, Verdict, VerdictKind};
 use crate::{
     checkpoint::{Note, SigCheck, parse_checkpoint, parse_note},
     lifecycle::{self, CheckpointRecord, Torn},
-    merkle::{Frontier, Hash},
+    merkle::{Frontier, Hash, leaf_hash},
     record::Json,
 };
 
@@ -50,7 +50,7 @@ pub struct Engine {
 
     expect_seq: u64,
     expect_prev: Option<Hash>,
-    /// Hash of the last accepted record, whose leaf waits until the next
+    /// Leaf hash of the last accepted record, which waits until the next
     /// record confirms it (a successor's `prev_hash` is the better witness
     /// of what the original was).
     pending_leaf: Option<Hash>,
@@ -147,7 +147,7 @@ impl Engine {
             return;
         };
         match item.body {
-            ItemBody::Torn(t) => self.pending_torn.push((t, item.loc)),
+            ItemBody::Torn(t) => self.pending_torn.push((*t, item.loc)),
             ItemBody::Bad(ref e) => {
                 let why = format!("line is not a valid record: {e}");
                 self.resolve_torn(&item, None);
@@ -167,11 +167,11 @@ impl Engine {
 
     /// Torn bytes must be followed by a `recovery` naming them (after the
     /// genesis record, if the crash tore the very first write).
-    fn resolve_torn(&mut self, item: &Item, kind: Option<&str>) {
-        if self.pending_torn.is_empty() || kind == Some(lifecycle::RECOVERY) {
+    fn resolve_torn(&mut self, item: &Item, kind: Option<Kind>) {
+        if self.pending_torn.is_empty() || kind == Some(Kind::Recovery) {
             return;
         }
-        if kind == Some(lifecycle::GENESIS) && item.seq() == Some(0) {
+        if kind == Some(Kind::Genesis) && item.seq() == Some(0) {
             return;
         }
         let e = self.expect_seq;
@@ -189,9 +189,8 @@ impl Engine {
 
     fn record(&mut self, item: Item) {
         let ItemBody::Rec(r) = &item.body else { return };
-        let kind = item.kind.clone();
-        self.resolve_torn(&item, Some(&kind));
-        if !r.self_consistent() {
+        self.resolve_torn(&item, Some(item.kind));
+        if !r.self_ok {
             let why = if r.seq == self.expect_seq {
                 "content does not match the record's hash".to_string()
             } else {
@@ -295,7 +294,7 @@ impl Engine {
         };
         self.push_pending_leaf();
         match witness {
-            Some(h) => self.pending_leaf = Some(h),
+            Some(h) => self.pending_leaf = Some(leaf_hash(&h)),
             None => {
                 let i = self.verdicts.len() - 1;
                 self.poison(i);
@@ -304,15 +303,15 @@ impl Engine {
         // A lifecycle record still moves state along (its key, its epoch),
         // but is no longer trusted for anything.
         if let Some(j) = item.json.as_ref() {
-            match item.kind.as_str() {
-                lifecycle::KEY_ROTATION => {
+            match item.kind {
+                Kind::KeyRotation => {
                     if let Ok(pk) = lifecycle::get_public_key(j) {
                         self.keys.push(EpochKey { pk, trusted: false });
                     }
                     self.latest_epoch += 1;
                 }
-                lifecycle::CHECKPOINT => self.sign_epoch = self.latest_epoch,
-                lifecycle::RECOVERY => self.pending_torn.clear(),
+                Kind::Checkpoint => self.sign_epoch = self.latest_epoch,
+                Kind::Recovery => self.pending_torn.clear(),
                 _ => {}
             }
         }
@@ -331,7 +330,7 @@ impl Engine {
             return;
         };
         if let Some(t) = self.tree.as_mut() {
-            t.push_record(&h);
+            t.push_leaf_hash(h);
             if let Some(a) = self.anchor.as_mut()
                 && !a.checked
                 && t.size() == a.cp.size
@@ -344,7 +343,7 @@ impl Engine {
 
     fn accept(&mut self, item: Item) {
         let ItemBody::Rec(r) = &item.body else { return };
-        let (seq, prev, hash, time) = (r.seq, r.prev, r.hash, r.time_ns);
+        let (seq, prev, hash, time, leaf) = (r.seq, r.prev, r.hash, r.time_ns, r.leaf);
         if let Some(p) = self.expect_prev
             && prev != p
         {
@@ -358,7 +357,7 @@ impl Engine {
             self.verdict(VerdictKind::Modified, seq - 1, seq - 1, &item.loc, d);
             // The successor's link is the better witness of the original.
             if self.pending_leaf.is_some() {
-                self.pending_leaf = Some(prev);
+                self.pending_leaf = Some(leaf_hash(&prev));
             }
         }
         self.push_pending_leaf();
@@ -372,34 +371,33 @@ impl Engine {
             );
         }
 
-        match item.kind.as_str() {
-            lifecycle::GENESIS => self.genesis(&item, seq),
-            lifecycle::CHECKPOINT => self.checkpoint(&item, seq),
-            lifecycle::KEY_ROTATION => self.rotation(&item, seq),
-            lifecycle::RECOVERY => self.recovery(&item, seq),
+        match item.kind {
+            Kind::Genesis => self.genesis(&item, seq),
+            Kind::Checkpoint => self.checkpoint(&item, seq),
+            Kind::KeyRotation => self.rotation(&item, seq),
+            Kind::Recovery => self.recovery(&item, seq),
             _ => {}
         }
 
-        self.pending_leaf = Some(hash);
+        self.pending_leaf = Some(leaf);
         self.expect_seq = seq + 1;
         self.expect_prev = Some(hash);
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
         self.recent.push_back((seq, hash));
-        self.summary
-            .count(&item.kind, seq, time, item.json.as_ref());
+        self.summary.count(item.kind, time, item.json.as_deref());
     }
 
     fn fields_or_modified(&mut self, item: &Item, seq: u64) -> Option<Json> {
-        let j = item.json.clone();
+        let j = item.json.as_deref().cloned();
         if j.is_none() {
             self.verdict(
                 VerdictKind::Modified,
                 seq,
                 seq,
                 &item.loc,
-                format!("seq {seq}: `{}` record is not a JSON object", item.kind),
+                format!("seq {seq}: `{:?}` record is not a JSON object", item.kind),
             );
         }
         j

@@ -9,9 +9,11 @@ mod engine;
 mod report;
 
 use std::{
+    collections::BTreeMap,
     fs,
     io::IsTerminal,
     path::{Path, PathBuf},
+    sync::{Arc, Mutex, mpsc},
 };
 
 use anyhow::{Context, Result, bail};
@@ -20,10 +22,10 @@ use engine::Engine;
 pub use engine::WINDOW;
 
 use crate::{
-    chain::{ParsedLine, parse_line},
+    chain::parse_line,
     checkpoint::{Checkpoint, Note, parse_checkpoint, parse_note, parse_vkey},
     lifecycle::{self, Torn},
-    merkle::{Hash, sha256},
+    merkle::{Hash, leaf_hash, sha256},
     record::Json,
     segment, store,
 };
@@ -114,24 +116,79 @@ pub struct Anchor {
     matched: Option<bool>,
 }
 
+/// Record kinds verify treats specially (others are all `Other`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Genesis,
+    Start,
+    Stop,
+    Recovery,
+    Config,
+    KeyRotation,
+    Checkpoint,
+    Protection,
+    Unencodable,
+    Loss,
+    Other,
+}
+
+impl Kind {
+    fn of(kind: &str) -> Kind {
+        match kind {
+            lifecycle::GENESIS => Kind::Genesis,
+            lifecycle::START => Kind::Start,
+            lifecycle::STOP => Kind::Stop,
+            lifecycle::RECOVERY => Kind::Recovery,
+            lifecycle::CONFIG => Kind::Config,
+            lifecycle::KEY_ROTATION => Kind::KeyRotation,
+            lifecycle::CHECKPOINT => Kind::Checkpoint,
+            lifecycle::PROTECTION => Kind::Protection,
+            lifecycle::UNENCODABLE => Kind::Unencodable,
+            "loss" => Kind::Loss,
+            _ => Kind::Other,
+        }
+    }
+
+    /// Kinds whose fields verify reads (for the others: the chain fields).
+    fn wants_fields(self) -> bool {
+        !matches!(
+            self,
+            Kind::Other | Kind::Stop | Kind::Config | Kind::Unencodable
+        )
+    }
+}
+
+/// The chain fields of one intact-looking line.
+#[derive(Clone, Debug)]
+pub(crate) struct Rec {
+    seq: u64,
+    time_ns: u64,
+    prev: Hash,
+    hash: Hash,
+    /// The content still has the hash it claims.
+    self_ok: bool,
+    /// RFC 6962 leaf hash of `hash` (computed while parsing, in parallel).
+    leaf: Hash,
+}
+
 pub(crate) enum ItemBody {
-    Rec(ParsedLine),
-    Bad(String),
-    Torn(Torn),
+    Rec(Rec),
+    Bad(Box<str>),
+    Torn(Box<Torn>),
 }
 
 /// One line (or torn tail) of the input, parsed.
 pub(crate) struct Item {
     loc: Loc,
+    kind: Kind,
     body: ItemBody,
-    kind: String,
     /// The whole record, for the kinds whose fields verify reads.
-    json: Option<Json>,
+    json: Option<Box<Json>>,
 }
 
 impl Item {
     fn intact(&self) -> bool {
-        matches!(&self.body, ItemBody::Rec(r) if r.self_consistent())
+        matches!(&self.body, ItemBody::Rec(r) if r.self_ok)
     }
 
     fn seq(&self) -> Option<u64> {
@@ -149,20 +206,6 @@ impl Item {
     }
 }
 
-/// Kinds whose fields verify reads (everything else: only the chain fields).
-fn wants_fields(kind: &str) -> bool {
-    matches!(
-        kind,
-        lifecycle::GENESIS
-            | lifecycle::CHECKPOINT
-            | lifecycle::KEY_ROTATION
-            | lifecycle::RECOVERY
-            | lifecycle::START
-            | lifecycle::PROTECTION
-            | "loss"
-    )
-}
-
 fn parse_item(file: usize, line_no: u64, offset: u64, line: &[u8]) -> Item {
     let loc = Loc {
         file,
@@ -171,94 +214,115 @@ fn parse_item(file: usize, line_no: u64, offset: u64, line: &[u8]) -> Item {
     };
     match parse_line(line) {
         Ok(p) => {
-            let kind = p.kind(line).to_string();
-            let json = if wants_fields(&kind) {
-                serde_json::from_slice::<Json>(line).ok()
+            let kind = Kind::of(p.kind(line));
+            let json = if kind.wants_fields() {
+                serde_json::from_slice::<Json>(line).ok().map(Box::new)
             } else {
                 None
             };
             Item {
                 loc,
-                body: ItemBody::Rec(p),
                 kind,
+                body: ItemBody::Rec(Rec {
+                    seq: p.seq,
+                    time_ns: p.time_ns,
+                    prev: p.prev,
+                    hash: p.hash,
+                    self_ok: p.self_consistent(),
+                    leaf: leaf_hash(&p.hash),
+                }),
                 json,
             }
         }
         Err(e) => Item {
             loc,
-            body: ItemBody::Bad(e.to_string()),
-            kind: String::new(),
+            kind: Kind::Other,
+            body: ItemBody::Bad(e.to_string().into()),
             json: None,
         },
     }
 }
 
-/// Parses one segment's bytes into items, on several threads when large.
-fn items_of(file: usize, name: &str, data: &[u8]) -> Vec<Item> {
-    let (lines, torn) = segment::split_lines(data);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let parse = |chunk: &[(usize, &[u8])], first: usize| -> Vec<Item> {
-        chunk
-            .iter()
-            .enumerate()
-            .map(|(i, (off, l))| parse_item(file, (first + i + 1) as u64, *off as u64, l))
-            .collect()
-    };
-    let mut items: Vec<Item> = if threads > 1 && lines.len() >= 8192 {
-        let per = lines.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = lines
-                .chunks(per)
-                .enumerate()
-                .map(|(k, chunk)| s.spawn(move || parse(chunk, k * per)))
-                .collect();
-            // A panic in a worker would be a bug in the parser; treat it as
-            // unparseable lines rather than bringing verify down.
-            handles
-                .into_iter()
-                .enumerate()
-                .flat_map(|(k, h)| {
-                    h.join().unwrap_or_else(|_| {
-                        let n = per.min(lines.len() - k * per);
-                        (0..n)
-                            .map(|i| Item {
-                                loc: Loc {
-                                    file,
-                                    line: (k * per + i + 1) as u64,
-                                    offset: 0,
-                                },
-                                body: ItemBody::Bad("internal error parsing this line".into()),
-                                kind: String::new(),
-                                json: None,
-                            })
-                            .collect()
-                    })
-                })
-                .collect()
-        })
-    } else {
-        parse(&lines, 0)
-    };
-    if !torn.is_empty() {
-        items.push(Item {
-            loc: Loc {
-                file,
-                line: lines.len() as u64 + 1,
-                offset: (data.len() - torn.len()) as u64,
-            },
-            body: ItemBody::Torn(Torn {
-                file: name.to_string(),
-                offset: (data.len() - torn.len()) as u64,
-                length: torn.len() as u64,
-                sha256: sha256(torn),
-            }),
-            kind: String::new(),
-            json: None,
-        });
+/// A run of whole lines of one segment, parsed as a unit (possibly on a
+/// worker thread).
+struct Chunk {
+    file: usize,
+    name: Arc<str>,
+    data: Arc<Vec<u8>>,
+    /// Byte range of whole lines, and the 1-based number of the first.
+    start: usize,
+    end: usize,
+    first_line: u64,
+    /// This chunk ends the file: report bytes after the last newline.
+    last: bool,
+}
+
+impl Chunk {
+    fn parse(&self) -> Vec<Item> {
+        let d = &self.data[self.start..self.end];
+        let mut items = Vec::with_capacity(d.len() / 256 + 1);
+        let mut line_start = 0;
+        for (n, i) in memchr::memchr_iter(b'\n', d).enumerate() {
+            let off = (self.start + line_start) as u64;
+            items.push(parse_item(
+                self.file,
+                self.first_line + n as u64,
+                off,
+                &d[line_start..i],
+            ));
+            line_start = i + 1;
+        }
+        if self.last && self.end < self.data.len() {
+            let torn = &self.data[self.end..];
+            items.push(Item {
+                loc: Loc {
+                    file: self.file,
+                    line: self.first_line + items.len() as u64,
+                    offset: self.end as u64,
+                },
+                kind: Kind::Other,
+                body: ItemBody::Torn(Box::new(Torn {
+                    file: self.name.to_string(),
+                    offset: self.end as u64,
+                    length: torn.len() as u64,
+                    sha256: sha256(torn),
+                })),
+                json: None,
+            });
+        }
+        items
     }
-    items
+}
+
+/// Cuts a segment into chunks of about `CHUNK` bytes of whole lines.
+const CHUNK: usize = 1 << 20;
+
+fn chunks(file: usize, name: &str, data: Arc<Vec<u8>>) -> Vec<Chunk> {
+    let name: Arc<str> = name.into();
+    let end = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
+    let mut out = Vec::new();
+    let (mut start, mut line) = (0usize, 1u64);
+    loop {
+        let cut = if end - start <= CHUNK {
+            end
+        } else {
+            memchr::memchr(b'\n', &data[start + CHUNK..end]).map_or(end, |i| start + CHUNK + i + 1)
+        };
+        out.push(Chunk {
+            file,
+            name: name.clone(),
+            data: data.clone(),
+            start,
+            end: cut,
+            first_line: line,
+            last: cut == end,
+        });
+        if cut == end {
+            return out;
+        }
+        line += memchr::memchr_iter(b'\n', &data[start..cut]).count() as u64;
+        start = cut;
+    }
 }
 
 /// What a verification found.
@@ -307,15 +371,15 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn count(&mut self, kind: &str, _seq: u64, time_ns: u64, json: Option<&Json>) {
+    fn count(&mut self, kind: Kind, time_ns: u64, json: Option<&Json>) {
         self.first_time_ns = Some(self.first_time_ns.map_or(time_ns, |t| t.min(time_ns)));
         self.last_time_ns = Some(self.last_time_ns.map_or(time_ns, |t| t.max(time_ns)));
         match kind {
-            lifecycle::START => self.sessions += 1,
-            lifecycle::RECOVERY => self.recoveries += 1,
-            lifecycle::PROTECTION => self.protection_refusals += 1,
-            lifecycle::UNENCODABLE => self.unencodable += 1,
-            "loss" => {
+            Kind::Start => self.sessions += 1,
+            Kind::Recovery => self.recoveries += 1,
+            Kind::Protection => self.protection_refusals += 1,
+            Kind::Unencodable => self.unencodable += 1,
+            Kind::Loss => {
                 self.loss_records += 1;
                 self.lost_events += json
                     .and_then(|j| j.get("count"))
@@ -345,14 +409,100 @@ pub fn parse_pubkey(text: &str) -> Result<(String, [u8; 32])> {
 
 /// Verifies in-memory segments, in order: (name, bytes).
 pub fn verify_segments(segments: &[(&str, &[u8])], opts: &Options) -> Result<Report> {
+    let inputs = segments
+        .iter()
+        .map(|(name, data)| Ok(((*name).to_string(), Arc::new(data.to_vec()))));
+    run(inputs, opts, |_| {})
+}
+
+/// Feeds segments through the parser (worker threads for big inputs) into
+/// the engine, in order. `progress` gets the bytes done.
+fn run(
+    inputs: impl Iterator<Item = Result<(String, Arc<Vec<u8>>)>>,
+    opts: &Options,
+    progress: impl Fn(u64),
+) -> Result<Report> {
     let anchor = opts.anchor.as_deref().map(parse_anchor).transpose()?;
     let mut engine = Engine::new(opts.clone(), anchor);
-    for (i, (name, data)) in segments.iter().enumerate() {
-        engine.files.push((*name).to_string());
-        for item in items_of(i, name, data) {
-            engine.push(item);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    std::thread::scope(|scope| -> Result<()> {
+        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Chunk)>(workers * 2);
+        let job_rx = Arc::new(Mutex::new(job_rx));
+        let (res_tx, res_rx) = mpsc::channel::<(u64, Vec<Item>, u64)>();
+        for _ in 0..workers {
+            let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
+            scope.spawn(move || {
+                loop {
+                    let job = match job_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((id, chunk)) = job else { return };
+                    let bytes = (chunk.end - chunk.start) as u64;
+                    // The parser is fuzzed not to panic; if it ever did, the
+                    // chunk's lines become unreadable rather than a hang.
+                    let items =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunk.parse()))
+                            .unwrap_or_else(|_| {
+                                vec![Item {
+                                    loc: Loc {
+                                        file: chunk.file,
+                                        line: chunk.first_line,
+                                        offset: chunk.start as u64,
+                                    },
+                                    kind: Kind::Other,
+                                    body: ItemBody::Bad(
+                                        "internal error while parsing this part of the file".into(),
+                                    ),
+                                    json: None,
+                                }]
+                            });
+                    if res_tx.send((id, items, bytes)).is_err() {
+                        return;
+                    }
+                }
+            });
         }
-    }
+        drop(res_tx);
+        let mut sent = 0u64;
+        let mut next = 0u64;
+        let mut ready: BTreeMap<u64, (Vec<Item>, u64)> = BTreeMap::new();
+        // Takes finished chunks, in order, into the engine; `until` bounds
+        // how many may still be in flight.
+        let mut drain = |engine: &mut Engine, sent: u64, until: u64| -> Result<u64> {
+            while sent - next > until {
+                if let Some((items, bytes)) = ready.remove(&next) {
+                    for item in items {
+                        engine.push(item);
+                    }
+                    progress(bytes);
+                    next += 1;
+                    continue;
+                }
+                let (id, items, bytes) = res_rx
+                    .recv()
+                    .map_err(|_| anyhow::anyhow!("internal error: the parser threads stopped"))?;
+                ready.insert(id, (items, bytes));
+            }
+            Ok(next)
+        };
+        for (file, input) in inputs.enumerate() {
+            let (name, data) = input?;
+            engine.files.push(name.clone());
+            for chunk in chunks(file, &name, data) {
+                job_tx
+                    .send((sent, chunk))
+                    .map_err(|_| anyhow::anyhow!("internal error: the parser threads stopped"))?;
+                sent += 1;
+                drain(&mut engine, sent, 4 * workers as u64)?;
+            }
+        }
+        drop(job_tx);
+        drain(&mut engine, sent, 0)?;
+        Ok(())
+    })?;
     Ok(finish(engine))
 }
 
@@ -399,8 +549,6 @@ pub fn resolve_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, bool)> {
 
 /// Verifies files on disk, with a progress bar on a terminal for big logs.
 pub fn verify_paths(files: &[PathBuf], opts: &Options) -> Result<Report> {
-    let anchor = opts.anchor.as_deref().map(parse_anchor).transpose()?;
-    let mut engine = Engine::new(opts.clone(), anchor);
     let total: u64 = files
         .iter()
         .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
@@ -415,21 +563,19 @@ pub fn verify_paths(files: &[PathBuf], opts: &Options) -> Result<Report> {
         );
         b
     });
-    for (i, f) in files.iter().enumerate() {
+    let inputs = files.iter().map(|f| {
         let data = fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        let name = display_name(f);
-        engine.files.push(name.clone());
-        for item in items_of(i, &name, &data) {
-            engine.push(item);
-        }
+        Ok((display_name(f), Arc::new(data)))
+    });
+    let report = run(inputs, opts, |n| {
         if let Some(b) = &bar {
-            b.inc(data.len() as u64);
+            b.inc(n);
         }
-    }
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(finish(engine))
+    report
 }
 
 /// File names as recovery records give them: the base name.
