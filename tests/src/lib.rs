@@ -364,6 +364,8 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // Log segments are append-only/immutable (chattr +a/+i): unlock first.
+        let _ = audit_user::segment::unprotect_tree(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -70,6 +70,9 @@ pub struct Engine {
     open_tree_verdict: Option<usize>,
     pending_torn: Vec<(Torn, Loc)>,
     genesis_seen: bool,
+    /// Checkpoints no key known at the time had signed: (verdict, note,
+    /// expected epoch, seq). A key announced later may explain them.
+    unattributed: Vec<(usize, Note, u64, u64)>,
 
     pub summary: Summary,
 }
@@ -97,6 +100,7 @@ impl Engine {
             open_tree_verdict: None,
             pending_torn: Vec::new(),
             genesis_seen: false,
+            unattributed: Vec::new(),
             summary: Summary::default(),
         }
     }
@@ -302,13 +306,44 @@ impl Engine {
         }
         // A lifecycle record still moves state along (its key, its epoch),
         // but is no longer trusted for anything.
+        if e == 0 {
+            self.genesis_seen = true;
+            self.trust_broken.get_or_insert_with(|| {
+                "the genesis record (the log's first key) was altered".into()
+            });
+        }
+        match item.kind {
+            Kind::Unreadable | Kind::KeyRotation if item.json.is_none() => {
+                if item.kind == Kind::KeyRotation {
+                    self.keys.push(EpochKey {
+                        pk: [0; 32],
+                        trusted: false,
+                    });
+                    self.latest_epoch += 1;
+                }
+                let why = format!("an unreadable record at seq {e} may have announced a key");
+                self.trust_broken.get_or_insert(why);
+            }
+            _ => {}
+        }
         if let Some(j) = item.json.as_ref() {
             match item.kind {
+                Kind::Genesis if e == 0 => {
+                    self.origin = lifecycle::get_str(j, "origin").ok().map(str::to_string);
+                    if let Ok(pk) = lifecycle::get_public_key(j) {
+                        self.keys = vec![EpochKey { pk, trusted: false }];
+                    }
+                }
                 Kind::KeyRotation => {
                     if let Ok(pk) = lifecycle::get_public_key(j) {
                         self.keys.push(EpochKey { pk, trusted: false });
                     }
                     self.latest_epoch += 1;
+                    let why = format!(
+                        "the announcement of epoch {}'s key (seq {e}) was altered",
+                        self.latest_epoch
+                    );
+                    self.trust_broken.get_or_insert(why);
                 }
                 Kind::Checkpoint => self.sign_epoch = self.latest_epoch,
                 Kind::Recovery => self.pending_torn.clear(),
@@ -577,6 +612,7 @@ impl Engine {
 
         // 1. The signature: this log's origin, the key of the epoch in force.
         let mut sig_ok = true;
+        let mut unattributed = None;
         if self.trust_broken.is_none() {
             let problem = if body.origin != origin {
                 Some((
@@ -615,12 +651,16 @@ impl Engine {
                                 "checkpoint is signed by epoch {other}'s key; epoch {expected}'s key must sign it"
                             ),
                         )),
-                        None => Some((
-                            VerdictKind::BadSignature,
-                            format!(
-                                "checkpoint is not signed by any key this log announced (epoch {expected}'s is expected)"
-                            ),
-                        )),
+                        None => {
+                            // Maybe by a key the log announces later: decided at the end.
+                            unattributed = Some(note.clone());
+                            Some((
+                                VerdictKind::BadSignature,
+                                format!(
+                                    "checkpoint is not signed by any key this log announced (epoch {expected}'s is expected)"
+                                ),
+                            ))
+                        }
                     },
                 }
             };
@@ -630,7 +670,10 @@ impl Engine {
                     "checkpoint at seq {seq}: {why}; records from seq {} on are not covered by a valid signature",
                     self.covered
                 );
-                self.verdict(kind, self.covered, seq, &item.loc, d);
+                let i = self.verdict(kind, self.covered, seq, &item.loc, d);
+                if let Some(note) = unattributed {
+                    self.unattributed.push((i, note, expected, seq));
+                }
             }
         }
 
@@ -752,6 +795,8 @@ impl Engine {
         if let Some(a) = self.anchor.take() {
             self.check_anchor(a, end);
         }
+        self.attribute_late_keys();
+        self.verdicts = merge(std::mem::take(&mut self.verdicts));
         self.summary.records = end;
         self.summary.covered = self.covered;
         self.summary.epochs = self.keys.len() as u64;
@@ -759,6 +804,38 @@ impl Engine {
         self.summary.trust_root_checked =
             self.opts.pubkey.is_some() && self.trust_broken.is_none() && self.genesis_seen;
         (self.verdicts, self.notes, self.summary, end)
+    }
+
+    /// A checkpoint signed by a key that this log announces only later is
+    /// signed by the wrong epoch's key (a stolen newer key rewriting older
+    /// epochs), not by an unknown one.
+    fn attribute_late_keys(&mut self) {
+        let origin = self.origin.clone().unwrap_or_default();
+        let mut by_verdict: Vec<(usize, Vec<(Option<usize>, u64, u64)>)> = Vec::new();
+        for (i, note, expected, seq) in std::mem::take(&mut self.unattributed) {
+            let who = self.signed_by(&note, &origin);
+            match by_verdict.last_mut() {
+                Some((j, v)) if *j == i => v.push((who, expected, seq)),
+                _ => by_verdict.push((i, vec![(who, expected, seq)])),
+            }
+        }
+        for (i, found) in by_verdict {
+            if found.iter().all(|(who, ..)| who.is_some())
+                && let Some(v) = self.verdicts.get_mut(i)
+            {
+                let (who, expected, seq) = found[0];
+                v.kind = VerdictKind::WrongEpochKey;
+                v.detail = format!(
+                    "checkpoint at seq {seq} is signed by epoch {}'s key, which this log announces only later; epoch {expected}'s key must sign it{}",
+                    who.unwrap_or_default(),
+                    if found.len() > 1 {
+                        format!(" ({} such checkpoints)", found.len())
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
     }
 
     fn check_anchor(&mut self, a: Anchor, end: u64) {
@@ -814,4 +891,21 @@ impl Engine {
             )),
         }
     }
+}
+
+/// Orders verdicts by first seq and joins neighbours of the same kind whose
+/// ranges touch: one verdict per range.
+fn merge(mut v: Vec<Verdict>) -> Vec<Verdict> {
+    v.sort_by_key(|x| (x.first_seq, x.last_seq));
+    let mut out: Vec<Verdict> = Vec::with_capacity(v.len());
+    for x in v {
+        match out.last_mut() {
+            Some(l) if l.kind == x.kind && x.first_seq <= l.last_seq.saturating_add(1) => {
+                l.last_seq = l.last_seq.max(x.last_seq);
+                l.count += x.count;
+            }
+            _ => out.push(x),
+        }
+    }
+    out
 }

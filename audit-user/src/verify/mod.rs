@@ -130,6 +130,8 @@ pub(crate) enum Kind {
     Unencodable,
     Loss,
     Other,
+    /// A line too damaged to tell its kind.
+    Unreadable,
 }
 
 impl Kind {
@@ -146,6 +148,27 @@ impl Kind {
             lifecycle::UNENCODABLE => Kind::Unencodable,
             "loss" => Kind::Loss,
             _ => Kind::Other,
+        }
+    }
+
+    /// For a damaged record whose `kind` may itself be what changed: the
+    /// lifecycle kind its fields betray.
+    fn or_by_fields(self, json: Option<&Json>) -> Kind {
+        let Some(j) = json else { return self };
+        if !matches!(self, Kind::Other | Kind::Unreadable) {
+            return self;
+        }
+        let has = |k: &str| j.contains_key(k);
+        if has("public_key") && has("signature") {
+            Kind::KeyRotation
+        } else if has("note") && has("frontier") {
+            Kind::Checkpoint
+        } else if has("origin") && has("public_key") {
+            Kind::Genesis
+        } else if has("torn") {
+            Kind::Recovery
+        } else {
+            self
         }
     }
 
@@ -214,12 +237,15 @@ fn parse_item(file: usize, line_no: u64, offset: u64, line: &[u8]) -> Item {
     };
     match parse_line(line) {
         Ok(p) => {
-            let kind = Kind::of(p.kind(line));
-            let json = if kind.wants_fields() {
+            let mut kind = Kind::of(p.kind(line));
+            let json = if kind.wants_fields() || !p.self_consistent() {
                 serde_json::from_slice::<Json>(line).ok().map(Box::new)
             } else {
                 None
             };
+            if !p.self_consistent() {
+                kind = kind.or_by_fields(json.as_deref());
+            }
             Item {
                 loc,
                 kind,
@@ -234,12 +260,40 @@ fn parse_item(file: usize, line_no: u64, offset: u64, line: &[u8]) -> Item {
                 json,
             }
         }
-        Err(e) => Item {
-            loc,
-            kind: Kind::Other,
-            body: ItemBody::Bad(e.to_string().into()),
-            json: None,
-        },
+        Err(e) => {
+            let (kind, json) = salvage(line);
+            Item {
+                loc,
+                kind,
+                body: ItemBody::Bad(e.to_string().into()),
+                json,
+            }
+        }
+    }
+}
+
+/// What can still be read from a line that is not a valid record: its kind
+/// (and fields, if it is still JSON), so that a damaged key announcement
+/// is not mistaken for an ordinary event.
+fn salvage(line: &[u8]) -> (Kind, Option<Box<Json>>) {
+    if let Ok(j) = serde_json::from_slice::<Json>(line) {
+        let kind = j
+            .get("kind")
+            .and_then(|k| k.as_str())
+            .map_or(Kind::Unreadable, Kind::of);
+        let kind = kind.or_by_fields(Some(&j));
+        return (kind, kind.wants_fields().then(|| Box::new(j)));
+    }
+    let Some(at) = memchr::memmem::find(line, b"\"kind\":\"") else {
+        return (Kind::Unreadable, None);
+    };
+    let rest = &line[at + 8..];
+    let end = rest.iter().position(|&c| c == b'"').unwrap_or(rest.len());
+    match std::str::from_utf8(&rest[..end]) {
+        Ok(k) if !k.is_empty() && k.bytes().all(|c| c.is_ascii_lowercase() || c == b'_') => {
+            (Kind::of(k), None)
+        }
+        _ => (Kind::Unreadable, None),
     }
 }
 
