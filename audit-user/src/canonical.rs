@@ -384,7 +384,7 @@ impl<'a> Scanner<'a> {
                 self.i += 1;
                 return Ok(key);
             }
-            if !valid_key(&[c]) {
+            if !(0x20..0x7f).contains(&c) || c == b'\\' {
                 return Err(self.err("keys must be printable ASCII without escapes"));
             }
             self.i += 1;
@@ -498,6 +498,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// `-?(0|[1-9][0-9]*)` within i64/u64 range, never `-0`, never a float.
+    /// The range is checked on the digits (no arithmetic per digit); the
+    /// value of a non-negative integer is returned.
     fn integer(&mut self) -> Result<Option<u64>, ScanError> {
         let start = self.i;
         let neg = self.peek() == Some(b'-');
@@ -505,46 +507,40 @@ impl<'a> Scanner<'a> {
             self.i += 1;
         }
         let digits_start = self.i;
-        let mut v: u64 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add(u64::from(c - b'0')))
-                .ok_or(ScanError {
-                    offset: start,
-                    what: "integer out of range",
-                })?;
+        while let Some(b'0'..=b'9') = self.peek() {
             self.i += 1;
         }
-        let n = self.i - digits_start;
-        if n == 0 {
-            return Err(self.err("expected digits"));
-        }
-        if n > 1 && self.b[digits_start] == b'0' {
-            return Err(ScanError {
+        let digits = &self.b[digits_start..self.i];
+        let bad = |what| {
+            Err(ScanError {
                 offset: start,
-                what: "integer with a leading zero",
-            });
+                what,
+            })
+        };
+        match digits {
+            [] => return Err(self.err("expected digits")),
+            [b'0', _, ..] => return bad("integer with a leading zero"),
+            [b'0'] if neg => return bad("-0 is not canonical"),
+            _ => {}
         }
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
             return Err(self.err("not an integer"));
         }
+        // Same length: decimal strings compare like their values.
+        let limit: &[u8] = if neg {
+            b"9223372036854775808"
+        } else {
+            b"18446744073709551615"
+        };
+        if digits.len() > limit.len() || (digits.len() == limit.len() && digits > limit) {
+            return bad("integer out of range");
+        }
         if neg {
-            if v == 0 {
-                return Err(ScanError {
-                    offset: start,
-                    what: "-0 is not canonical",
-                });
-            }
-            if v > 1 << 63 {
-                return Err(ScanError {
-                    offset: start,
-                    what: "integer out of range",
-                });
-            }
             return Ok(None);
         }
-        Ok(Some(v))
+        Ok(Some(digits.iter().fold(0u64, |v, d| {
+            v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+        })))
     }
 }
 

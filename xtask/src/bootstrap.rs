@@ -24,6 +24,7 @@ fn run_all() -> Result<()> {
     apt_packages()?;
     bpf_toolchain()?;
     bpf_linker()?;
+    cargo_fuzz()?;
     kernel_mounts()?;
     eprintln!("bootstrap: ready in {:.1}s", t.elapsed().as_secs_f64());
     Ok(())
@@ -77,6 +78,23 @@ fn bpf_toolchain() -> Result<()> {
         "minimal",
         "-c",
         "rust-src",
+    ]))
+}
+
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+
+/// cargo-fuzz, for the short fuzz run of the test suite.
+fn cargo_fuzz() -> Result<()> {
+    let have = output(Command::new("cargo").args(["fuzz", "--version"]))
+        .is_some_and(|s| s.contains(CARGO_FUZZ_VERSION));
+    if have {
+        return Ok(());
+    }
+    eprintln!("bootstrap: installing cargo-fuzz {CARGO_FUZZ_VERSION} (~40 s)");
+    sh(Command::new("cargo").args([
+        "install",
+        &format!("cargo-fuzz@{CARGO_FUZZ_VERSION}"),
+        "--locked",
     ]))
 }
 

@@ -1,7 +1,9 @@
-//! Project automation: `cargo xtask <bootstrap|test|demo>`.
+//! Project automation: `cargo xtask <bootstrap|test|demo|bench>`.
 
+mod bench;
 mod bootstrap;
 mod demo;
+mod fuzz;
 mod test;
 mod util;
 
@@ -20,7 +22,8 @@ enum Cmd {
     /// Install what a fresh machine lacks (apt packages, the pinned nightly
     /// with rust-src, bpf-linker, kernel filesystem mounts). Fast when done.
     Bootstrap,
-    /// Bootstrap, then run the whole test suite (needs root).
+    /// Bootstrap, then run the whole test suite (needs root), then a short
+    /// fuzz run of the verifier.
     Test {
         /// Extra arguments for `cargo test` (e.g. a test name filter).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -29,6 +32,14 @@ enum Cmd {
     /// Bootstrap, then run a scripted "agent" under `sandbox-audit exec` and
     /// show its records as they arrive.
     Demo,
+    /// Throughput of the log (chain + store with group-commit fsync, and
+    /// verify), each beside a baseline measured in the same run; writes
+    /// docs/BENCHMARKS.md.
+    Bench {
+        /// Records per run.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -42,5 +53,6 @@ fn main() -> Result<()> {
             bootstrap::run()?;
             demo::run()
         }
+        Cmd::Bench { records } => bench::run(records),
     }
 }
