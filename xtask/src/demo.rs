@@ -1,13 +1,14 @@
 //! `cargo xtask demo`: a short scripted "agent" — execs, a fork tree, a
 //! failing command, a killed process, file, network and privilege actions —
-//! run under `sandbox-audit exec`, with its records shown as they arrive.
+//! run under `sandbox-audit exec`, with its records shown as they arrive,
+//! then `sandbox-audit verify` on the log it wrote.
 
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
 };
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::util::{root, sh};
@@ -113,8 +114,31 @@ pub fn run() -> Result<()> {
     let status = child.wait()?;
     eprintln!("demo: {hidden} library loads (open records of shared objects) not shown");
     eprintln!("demo: sandbox-audit exec exited with {status}");
+    // The log it wrote (the defaults of --log-dir and --key-dir), checked
+    // against the exported trust root and the checkpoint just written.
+    let (log, root) = (DEFAULT_LOG_DIR, format!("{DEFAULT_KEY_DIR}/trust-root.vkey"));
+    let anchor = Command::new(&bin)
+        .args(["checkpoint", "--log-dir", log])
+        .output()
+        .context("sandbox-audit checkpoint")?;
+    let anchor_file = std::env::temp_dir().join("sandbox-audit-demo-anchor");
+    std::fs::write(&anchor_file, &anchor.stdout).context("writing the anchor")?;
+    eprintln!("demo: sandbox-audit verify {log} --pubkey {root} --anchor {}", anchor_file.display());
+    let verified = Command::new(&bin)
+        .args(["verify", log, "--pubkey", &root, "--anchor"])
+        .arg(&anchor_file)
+        .status()
+        .context("sandbox-audit verify")?;
+    let _ = std::fs::remove_file(&anchor_file);
+    if !verified.success() {
+        bail!("the log does not verify ({verified})");
+    }
     Ok(())
 }
+
+/// `sandbox-audit`'s defaults (audit-user's store and keys modules).
+const DEFAULT_LOG_DIR: &str = "/var/log/sandbox-audit";
+const DEFAULT_KEY_DIR: &str = "/var/lib/sandbox-audit/keys";
 
 #[cfg(test)]
 mod tests {

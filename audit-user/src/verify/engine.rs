@@ -66,6 +66,7 @@ pub struct Engine {
     trust_broken: Option<String>,
     /// Records before this seq are covered by a good checkpoint.
     covered: u64,
+    good_checkpoint: bool,
     /// The verdict a run of failing checkpoints extends.
     open_tree_verdict: Option<usize>,
     pending_torn: Vec<(Torn, Loc)>,
@@ -97,6 +98,7 @@ impl Engine {
             sign_epoch: 0,
             trust_broken: None,
             covered: 0,
+            good_checkpoint: false,
             open_tree_verdict: None,
             pending_torn: Vec::new(),
             genesis_seen: false,
@@ -749,6 +751,7 @@ impl Engine {
         }
         if tree_ok && sig_ok {
             self.covered = seq;
+            self.good_checkpoint = true;
             self.open_tree_verdict = None;
         }
         // Continue from the signed tree: damage stays within its range.
@@ -798,7 +801,12 @@ impl Engine {
         self.attribute_late_keys();
         self.verdicts = merge(std::mem::take(&mut self.verdicts));
         self.summary.records = end;
-        self.summary.covered = self.covered;
+        // The last good checkpoint is itself the signature: count it covered.
+        self.summary.covered = if self.good_checkpoint {
+            self.covered + 1
+        } else {
+            0
+        };
         self.summary.epochs = self.keys.len() as u64;
         self.summary.origin = self.origin.clone();
         self.summary.trust_root_checked =
