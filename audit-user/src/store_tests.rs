@@ -290,3 +290,65 @@ fn a_rolled_back_store_that_diverges_is_forked_against_an_anchor() {
     // The original still matches its own anchor.
     assert!(verify_dir(&d, &opts).intact());
 }
+
+#[test]
+fn a_crash_between_announcing_and_closing_an_epoch_is_finished_on_restart() {
+    let d = Dirs::new();
+    let mut s = write_session(d.cfg(), 5);
+    // Announced and durable, but the closing checkpoint never written.
+    let next = s.keys.create_epoch(1).unwrap();
+    s.writer.announce(&next).unwrap();
+    s.commit().unwrap();
+    drop(s);
+    let mut s = Store::open(d.cfg()).unwrap();
+    assert_eq!(
+        s.epoch(),
+        1,
+        "the restart closed epoch 0 and signs with epoch 1"
+    );
+    s.accept(event(9)).unwrap();
+    s.close("done").unwrap();
+    assert_eq!(
+        KeyDir::open(&d.keys()).unwrap().secret_epochs().unwrap(),
+        vec![1]
+    );
+    let r = verify_dir(&d, &trusted(&d));
+    assert!(r.intact(), "{}", crate::verify::render_text(&r));
+    assert_eq!((r.summary.epochs, r.summary.recoveries), (2, 1));
+}
+
+#[test]
+fn a_crash_after_closing_but_before_erasing_erases_on_restart() {
+    let d = Dirs::new();
+    let mut s = write_session(d.cfg(), 5);
+    let next = s.keys.create_epoch(1).unwrap();
+    s.writer.rotate(next).unwrap();
+    s.commit().unwrap();
+    // Killed before the old secret went.
+    assert_eq!(s.keys.secret_epochs().unwrap(), vec![0, 1]);
+    std::mem::forget(s);
+    // (The forgotten store still holds the lock in this process: a real
+    // crash releases it. Drop the lock by hand.)
+    let _ = fs::remove_file(d.log().join("lock"));
+    let s = Store::open(d.cfg()).unwrap();
+    assert_eq!(
+        KeyDir::open(&d.keys()).unwrap().secret_epochs().unwrap(),
+        vec![1]
+    );
+    s.close("done").unwrap();
+    assert!(verify_dir(&d, &trusted(&d)).intact());
+}
+
+#[test]
+fn a_restart_refuses_to_extend_a_tail_that_does_not_validate() {
+    let d = Dirs::new();
+    write_session(d.cfg(), 5).close("done").unwrap();
+    let seg = segment::list(&d.log()).unwrap().pop().unwrap();
+    // A complete but forged line appended (O_APPEND works on +a files).
+    let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
+    f.write_all(b"{\"hash\":\"00\",\"kind\":\"exec\"}\n")
+        .unwrap();
+    let e = format!("{:#}", Store::open(d.cfg()).err().unwrap());
+    assert!(e.contains("refusing to extend"), "{e}");
+    assert!(e.contains(&segment::file_name(&seg)), "names the file: {e}");
+}

