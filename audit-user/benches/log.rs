@@ -9,7 +9,7 @@
 
 use std::{
     fs::{self, File},
-    io::Write,
+    io::{Read, Write},
     path::Path,
     process::Command,
     time::{Duration, Instant},
@@ -21,7 +21,7 @@ use audit_user::{
     segment,
     sink::Sink,
     store::{Store, StoreConfig},
-    verify::{Options, verify_paths},
+    verify::{Options, verify_paths, verify_segments},
 };
 use serde_json::json;
 
@@ -100,6 +100,8 @@ struct Run {
     store: Duration,
     raw: Duration,
     verify: Duration,
+    verify_mem: Duration,
+    read: Duration,
     sha: Duration,
     records: u64,
     bytes: usize,
@@ -164,6 +166,11 @@ fn report(runs: &[Run]) {
         "verify: canonical check, SHA-256, chain, Merkle roots, Ed25519 signatures",
         |r| r.verify,
     );
+    row(
+        "verify of the same bytes already in memory (no file reads)",
+        |r| r.verify_mem,
+    );
+    row("baseline: only reading the same segment files", |r| r.read);
     let sha = row("baseline: `sha256sum` over the same bytes", |r| r.sha);
     println!();
     println!(
@@ -237,10 +244,27 @@ fn run(n: u64, dir: &Path) -> Result<Run> {
     if !report.intact() {
         bail!("the benchmark log does not verify: {:?}", report.kinds());
     }
+    let t = Instant::now();
+    let mut buf = Vec::new();
+    for f in &files {
+        buf.clear();
+        File::open(f)?.read_to_end(&mut buf)?;
+    }
+    let read = t.elapsed();
+    let segs: Vec<Vec<u8>> = files.iter().map(fs::read).collect::<Result<_, _>>()?;
+    let named: Vec<(&str, &[u8])> = segs.iter().map(|d| ("seg", &d[..])).collect();
+    let t = Instant::now();
+    let in_memory = verify_segments(&named, &Options::default())?;
+    let verify_mem = t.elapsed();
+    if !in_memory.intact() {
+        bail!("the benchmark log does not verify in memory");
+    }
     Ok(Run {
         store: write_time,
         raw,
         verify: verify_time,
+        verify_mem,
+        read,
         sha,
         records: report.summary.records,
         bytes: bytes.len(),

@@ -25,12 +25,14 @@ fn key(epoch: u64) -> EpochKey {
     }
 }
 
-/// Three segments' worth of lines of a small but complete log.
-fn seed() -> &'static Vec<Vec<u8>> {
-    static S: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+/// Lines of a small but complete log, and two checkpoint notes of it (one
+/// from the middle, one from the end) to use as anchors.
+fn seed() -> &'static (Vec<Vec<u8>>, [String; 2]) {
+    static S: OnceLock<(Vec<Vec<u8>>, [String; 2])> = OnceLock::new();
     S.get_or_init(|| {
         let mut w =
             LogWriter::genesis("fuzz.example/log", key(0), &Default::default()).expect("genesis");
+        let mut middle = String::new();
         for i in 0..60u64 {
             let r = Record::new("exec", 1_700_000_000_000_000_000 + i)
                 .with(
@@ -44,18 +46,23 @@ fn seed() -> &'static Vec<Vec<u8>> {
             }
             if i == 30 {
                 w.rotate(key(1)).expect("rotate");
+                middle = w.last_note().unwrap_or_default().to_string();
             }
         }
         w.checkpoint("stop").expect("checkpoint");
+        let end = w.last_note().unwrap_or_default().to_string();
         let text = std::mem::take(w.out());
-        text.split_inclusive(|&b| b == b'\n')
+        let lines = text
+            .split_inclusive(|&b| b == b'\n')
             .map(<[u8]>::to_vec)
-            .collect()
+            .collect();
+        (lines, [middle, end])
     })
 }
 
 fuzz_target!(|data: &[u8]| {
-    let mut lines = seed().clone();
+    let (seed_lines, notes) = seed();
+    let mut lines = seed_lines.clone();
     for op in data.chunks(4) {
         let [kind, a, b, c] = [
             op[0],
@@ -100,14 +107,21 @@ fuzz_target!(|data: &[u8]| {
     );
     let joined: Vec<u8> = lines.concat();
     let segments = [("a", &a[..]), ("b", &b[..]), ("c", &c[..])];
-    let report = verify_segments(&segments, &Options::default()).expect("no anchor: no error");
+    // Without an anchor, and against one of the log's own checkpoints.
+    let _ = verify_segments(&segments, &Options::default()).expect("no anchor: no error");
+    let anchored = Options {
+        anchor: Some(notes[data.len() % 2].clone()),
+        ..Options::default()
+    };
+    let _ = verify_segments(&segments, &anchored).expect("a valid anchor: no error");
     if data.is_empty() {
-        let whole = verify_segments(&[("a", &joined)], &Options::default()).expect("verify");
-        assert!(
-            whole.intact(),
-            "the unedited seed log must verify: {:?}",
-            whole.verdicts
-        );
+        for opts in [Options::default(), anchored] {
+            let whole = verify_segments(&[("a", &joined)], &opts).expect("verify");
+            assert!(
+                whole.intact(),
+                "the unedited seed log must verify: {:?}",
+                whole.verdicts
+            );
+        }
     }
-    let _ = report;
 });

@@ -261,7 +261,13 @@ impl Engine {
                 "record(s) inserted before seq {seq}: seq {seq} appears again at {}, linked to the record before it",
                 self.loc_str(&item.loc)
             );
-            let i = self.verdict(VerdictKind::Inserted, seq, e - 1, &item.loc, d);
+            let i = self.verdict(
+                VerdictKind::Inserted,
+                seq,
+                e.saturating_sub(1),
+                &item.loc,
+                d,
+            );
             if e - seq == 1 && self.pending_leaf.is_some() {
                 // Exactly one inserted record, whose leaf is still pending: drop it.
                 self.pending_leaf = None;
@@ -386,12 +392,18 @@ impl Engine {
         {
             let d = format!(
                 "seq {} hashes to {} but seq {seq} links to {}: seq {} was rewritten (its hash recomputed)",
-                seq - 1,
+                seq.saturating_sub(1),
                 hex::encode(p),
                 hex::encode(prev),
-                seq - 1
+                seq.saturating_sub(1)
             );
-            self.verdict(VerdictKind::Modified, seq - 1, seq - 1, &item.loc, d);
+            self.verdict(
+                VerdictKind::Modified,
+                seq.saturating_sub(1),
+                seq.saturating_sub(1),
+                &item.loc,
+                d,
+            );
             // The successor's link is the better witness of the original.
             if self.pending_leaf.is_some() {
                 self.pending_leaf = Some(leaf_hash(&prev));
@@ -865,7 +877,7 @@ impl Engine {
             self.verdict(
                 VerdictKind::TruncatedBeforeAnchor,
                 end,
-                a.cp.size - 1,
+                a.cp.size.saturating_sub(1),
                 &loc,
                 d,
             );
@@ -880,7 +892,7 @@ impl Engine {
             Some(true) => self.summary.anchor = Some(a.cp.size),
             Some(false) => {
                 let d = format!("the log's tree at size {} is not the anchored one: history was rewritten before seq {}", a.cp.size, a.cp.size);
-                self.verdict(VerdictKind::Forked, self.covered.min(a.cp.size), a.cp.size - 1, &loc, d);
+                self.verdict(VerdictKind::Forked, self.covered.min(a.cp.size), a.cp.size.saturating_sub(1), &loc, d);
             }
             None => self.notes.push(format!(
                 "the anchor (size {}) could not be compared: the tree was already broken at that point",
