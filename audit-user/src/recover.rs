@@ -357,9 +357,12 @@ fn check_checkpoint(
 /// The genesis record's hash and origin (first line of the first segment).
 pub fn genesis(dir: &Path) -> Result<Option<(Hash, String)>> {
     for path in segment::list(dir)? {
-        let data = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-        let (lines, _) = segment::split_lines(&data);
-        let Some((_, line)) = lines.first() else {
+        // Only the first line: segments can be large.
+        let mut first = Vec::new();
+        let file = fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        std::io::BufRead::read_until(&mut std::io::BufReader::new(file), b'\n', &mut first)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let Some(line) = first.strip_suffix(b"\n") else {
             continue;
         };
         let at = format!("{}:1", path.display());

@@ -277,6 +277,12 @@ fn an_altered_signature_is_bad_signature() {
     lines[i].insert("note".into(), json!(String::from_utf8(b).unwrap()));
     forge(&mut lines, i, false, &no_keys());
     let (first, v) = only_verdict("badsig", &lines, "bad-signature");
+    // From the last checkpoint that still vouches (the one before) to this one.
+    let before = lines[..i]
+        .iter()
+        .rposition(|m| kind(m) == "checkpoint")
+        .unwrap();
+    assert_eq!(first, before as u64, "{v:#}");
     assert_eq!(
         v["verdicts"][0]["last_seq"].as_u64(),
         Some(i as u64),

@@ -820,7 +820,9 @@ impl Engine {
     /// epochs), not by an unknown one.
     fn attribute_late_keys(&mut self) {
         let origin = self.origin.clone().unwrap_or_default();
-        let mut by_verdict: Vec<(usize, Vec<(Option<usize>, u64, u64)>)> = Vec::new();
+        // Per verdict: (signing epoch found, expected epoch, seq) of each.
+        type Found = Vec<(Option<usize>, u64, u64)>;
+        let mut by_verdict: Vec<(usize, Found)> = Vec::new();
         for (i, note, expected, seq) in std::mem::take(&mut self.unattributed) {
             let who = self.signed_by(&note, &origin);
             match by_verdict.last_mut() {
