@@ -4,13 +4,14 @@ use std::{ffi::OsString, io, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Result;
 use audit_user::{
+    cmd::store::{CheckpointArgs, KeygenArgs, StoreArgs, VerifyArgs, with_store},
     cmd::{
         StopSignals,
         exec::{ExecOptions, exec},
         run::{Target, run},
     },
-    cmd::store::{CheckpointArgs, KeygenArgs, StoreArgs, VerifyArgs, with_store},
     probes::ProbeOptions,
+    syscalls::Family,
 };
 use clap::{Args, Parser, Subcommand};
 
@@ -33,7 +34,15 @@ struct CaptureArgs {
     /// How often to drain the ring buffer when the kernel does not wake us, in ms.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     drain_interval_ms: u64,
+    /// Syscall families to capture, comma-separated: file, network, privilege,
+    /// all; `process` alone captures only exec/fork/exit (always captured).
+    #[arg(long, default_value = "all", value_parser = |s: &str| Family::parse_list(s).map(Families))]
+    families: Families,
 }
+
+/// A parsed `--families` list (a newtype so clap takes it as one value).
+#[derive(Clone)]
+struct Families(Vec<Family>);
 
 impl CaptureArgs {
     fn probe_options(&self) -> Result<ProbeOptions> {
@@ -45,6 +54,7 @@ impl CaptureArgs {
         }
         Ok(ProbeOptions {
             ring_buffer_bytes: self.ring_buffer_mib << 20,
+            families: self.families.0.clone(),
             ..ProbeOptions::default()
         })
     }
@@ -93,9 +103,11 @@ enum Cmd {
 
 /// The capture settings, as recorded in the log's config.
 fn capture_config(c: &CaptureArgs) -> serde_json::Map<String, serde_json::Value> {
+    let families: Vec<&str> = c.families.0.iter().map(|f| f.name()).collect();
     let v = serde_json::json!({
         "ring_buffer_mib": c.ring_buffer_mib,
         "drain_interval_ms": c.drain_interval_ms,
+        "families": families,
     });
     v.as_object().cloned().unwrap_or_default()
 }
