@@ -28,8 +28,12 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: &'static [EventKind] =
-        &[EventKind::Exec, EventKind::Fork, EventKind::Exit, EventKind::Syscall];
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::Syscall,
+    ];
 
     pub const fn from_u32(v: u32) -> Option<EventKind> {
         match v {

@@ -103,7 +103,9 @@ pub struct Walk {
 /// One step up the tree. Returns 1 to stop the loop.
 #[inline(never)]
 extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
-    let Some(state) = LOOP_STATE.get_ptr_mut(0) else { return 1 };
+    let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
     let w = unsafe { &mut (*state).walk };
     if w.dentry == w.root_dentry && w.vfsmnt == w.root_mnt {
         w.done = 1;
@@ -166,7 +168,9 @@ pub fn capture_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64
         None => (0, 0),
     };
     let mount_mnt = off(&OFFSETS.mount_mnt) as u64;
-    let Some(state) = LOOP_STATE.get_ptr_mut(0) else { return };
+    let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
+        return;
+    };
     let walk = unsafe { &mut (*state).walk };
     *walk = Walk {
         dentry,
@@ -181,7 +185,12 @@ pub fn capture_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64
         done: 0,
     };
     unsafe {
-        bpf_loop(PATH_DEPTH_MAX as u32, walk_step as *mut c_void, core::ptr::null_mut(), 0);
+        bpf_loop(
+            PATH_DEPTH_MAX as u32,
+            walk_step as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
     }
     if walk.done == 0 {
         walk.flags |= capture_flags::DEPTH_LIMIT as u64;

@@ -128,7 +128,10 @@ pub fn procs(cg: &Path) -> Result<Vec<u32>> {
 /// The pids in the cgroup and all cgroups below it.
 pub fn procs_below(cg: &Path) -> Result<Vec<u32>> {
     let mut out = procs(cg)?;
-    for e in fs::read_dir(cg).with_context(|| format!("listing {}", cg.display()))?.flatten() {
+    for e in fs::read_dir(cg)
+        .with_context(|| format!("listing {}", cg.display()))?
+        .flatten()
+    {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             out.extend(procs_below(&e.path())?);
         }

@@ -37,7 +37,9 @@ pub struct Syscall {
 impl Syscall {
     /// Captures of `kind` for argument `slot`.
     pub fn capture(&self, kind: u8, slot: u8) -> Option<&Capture> {
-        self.captures.iter().find(|c| c.kind == kind && c.slot == slot)
+        self.captures
+            .iter()
+            .find(|c| c.kind == kind && c.slot == slot)
     }
 }
 
@@ -133,11 +135,18 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             while at < data.len() {
                 let h: CaptureHeader = read(&data[at..])?;
                 let start = at + size_of::<CaptureHeader>();
-                let end = start.checked_add(h.len as usize).filter(|&e| e <= data.len());
+                let end = start
+                    .checked_add(h.len as usize)
+                    .filter(|&e| e <= data.len());
                 let Some(end) = end else {
                     return Err(DecodeError::CaptureLength { at, len: h.len });
                 };
-                captures.push(Capture { kind: h.kind, slot: h.slot, flags: h.flags, bytes: data[start..end].to_vec() });
+                captures.push(Capture {
+                    kind: h.kind,
+                    slot: h.slot,
+                    flags: h.flags,
+                    bytes: data[start..end].to_vec(),
+                });
                 at = end;
             }
             Ok(Event::Syscall(Syscall { raw, captures }))

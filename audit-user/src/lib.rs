@@ -6,11 +6,11 @@
 
 pub mod btf;
 pub mod canonical;
-pub mod chain;
-pub mod checkpoint;
 #[cfg(feature = "probes")]
 pub mod capture;
 pub mod cgroup;
+pub mod chain;
+pub mod checkpoint;
 #[cfg(feature = "probes")]
 pub mod cmd;
 pub mod decode;

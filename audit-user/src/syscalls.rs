@@ -385,7 +385,10 @@ mod tests {
     #[test]
     fn family_lists_parse_with_clear_errors() {
         assert_eq!(Family::parse_list("all").unwrap(), Family::ALL.to_vec());
-        assert_eq!(Family::parse_list("network, file,file").unwrap(), vec![Family::File, Family::Network]);
+        assert_eq!(
+            Family::parse_list("network, file,file").unwrap(),
+            vec![Family::File, Family::Network]
+        );
         assert_eq!(Family::parse_list("process").unwrap(), vec![]);
         let e = Family::parse_list("file,disk").unwrap_err();
         assert!(e.contains("unknown capture family `disk`"), "{e}");

@@ -39,10 +39,37 @@ say "done"
 
 /// Fields not worth a column in the demo's one-line view.
 const QUIET: &[&str] = &[
-    "kind", "proc", "time_ns", "seq", "hash", "prev_hash", "syscall", "result", "ret", "duration_ns",
-    "errno", "errno_name", "argv_bytes", "argv_truncated", "argv_unreadable", "filename_truncated", "old_tid",
-    "wait_status", "thread", "child_tid", "access", "mode", "dirfd", "flags", "type_flags",
-    "frontier", "note", "config_digest", "public_key", "addrlen", "request",
+    "kind",
+    "proc",
+    "time_ns",
+    "seq",
+    "hash",
+    "prev_hash",
+    "syscall",
+    "result",
+    "ret",
+    "duration_ns",
+    "errno",
+    "errno_name",
+    "argv_bytes",
+    "argv_truncated",
+    "argv_unreadable",
+    "filename_truncated",
+    "old_tid",
+    "wait_status",
+    "thread",
+    "child_tid",
+    "access",
+    "mode",
+    "dirfd",
+    "flags",
+    "type_flags",
+    "frontier",
+    "note",
+    "config_digest",
+    "public_key",
+    "addrlen",
+    "request",
 ];
 
 /// Library loads (the dynamic linker opening shared objects) drown the
@@ -62,14 +89,18 @@ fn is_library_load(v: &Value) -> bool {
 fn short(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Object(m) if m.contains_key("address") => format!("{}:{}", m["address"], m["port"]).replace('"', ""),
+        Value::Object(m) if m.contains_key("address") => {
+            format!("{}:{}", m["address"], m["port"]).replace('"', "")
+        }
         other => other.to_string(),
     }
 }
 
 /// One record as one readable line, or None for a library load.
 fn render(line: &str) -> Option<String> {
-    let Ok(v) = serde_json::from_str::<Value>(line) else { return Some(line.to_string()) };
+    let Ok(v) = serde_json::from_str::<Value>(line) else {
+        return Some(line.to_string());
+    };
     if is_library_load(&v) {
         return None;
     }
@@ -80,7 +111,11 @@ fn render(line: &str) -> Option<String> {
     let mut detail: Vec<String> = Vec::new();
     if let Value::Object(m) = &v {
         for (k, val) in m {
-            if QUIET.contains(&k.as_str()) || k.ends_with("_resolution") || k.ends_with("_arg") || k.ends_with("_b64") {
+            if QUIET.contains(&k.as_str())
+                || k.ends_with("_resolution")
+                || k.ends_with("_arg")
+                || k.ends_with("_b64")
+            {
                 continue;
             }
             detail.push(format!("{k}={}", short(val)));
@@ -90,11 +125,22 @@ fn render(line: &str) -> Option<String> {
         Some("failure") => format!("  ✗ {}", short(&v["errno_name"])),
         _ => String::new(),
     };
-    Some(format!("{:<12} {:<22} {}{}", short(&v["kind"]), who, detail.join(" "), outcome))
+    Some(format!(
+        "{:<12} {:<22} {}{}",
+        short(&v["kind"]),
+        who,
+        detail.join(" "),
+        outcome
+    ))
 }
 
 pub fn run() -> Result<()> {
-    sh(Command::new(env!("CARGO")).current_dir(root()).args(["build", "--quiet", "-p", "audit-user"]))?;
+    sh(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "-p",
+        "audit-user",
+    ]))?;
     let bin = root().join("target/debug/sandbox-audit");
     let mut child = Command::new(&bin)
         .args(["exec", "--print", "--", "sh", "-c", AGENT_SCRIPT])
@@ -116,14 +162,20 @@ pub fn run() -> Result<()> {
     eprintln!("demo: sandbox-audit exec exited with {status}");
     // The log it wrote (the defaults of --log-dir and --key-dir), checked
     // against the exported trust root and the checkpoint just written.
-    let (log, root) = (DEFAULT_LOG_DIR, format!("{DEFAULT_KEY_DIR}/trust-root.vkey"));
+    let (log, root) = (
+        DEFAULT_LOG_DIR,
+        format!("{DEFAULT_KEY_DIR}/trust-root.vkey"),
+    );
     let anchor = Command::new(&bin)
         .args(["checkpoint", "--log-dir", log])
         .output()
         .context("sandbox-audit checkpoint")?;
     let anchor_file = std::env::temp_dir().join("sandbox-audit-demo-anchor");
     std::fs::write(&anchor_file, &anchor.stdout).context("writing the anchor")?;
-    eprintln!("demo: sandbox-audit verify {log} --pubkey {root} --anchor {}", anchor_file.display());
+    eprintln!(
+        "demo: sandbox-audit verify {log} --pubkey {root} --anchor {}",
+        anchor_file.display()
+    );
     let verified = Command::new(&bin)
         .args(["verify", log, "--pubkey", &root, "--anchor"])
         .arg(&anchor_file)
@@ -147,7 +199,10 @@ mod tests {
     #[test]
     fn renders_a_record_compactly() {
         let l = r#"{"kind":"connect","proc":{"comm":"python3","pid":7},"remote":{"family":"inet","address":"127.0.0.1","port":9},"result":"failure","errno_name":"ECONNREFUSED","fd":3}"#;
-        assert_eq!(render(l).unwrap(), "connect      python3[7]             fd=3 remote=127.0.0.1:9  ✗ ECONNREFUSED");
+        assert_eq!(
+            render(l).unwrap(),
+            "connect      python3[7]             fd=3 remote=127.0.0.1:9  ✗ ECONNREFUSED"
+        );
         assert_eq!(render("not json").unwrap(), "not json");
         let lib = r#"{"kind":"open","access":"read","path":"/usr/lib/x86_64-linux-gnu/libc.so.6","proc":{"comm":"ls","pid":1}}"#;
         assert_eq!(render(lib), None);

@@ -11,7 +11,9 @@ use anyhow::{Context, Result, bail};
 
 /// Kernel objects of the probes, by the link text of /proc/self/fd/N.
 fn is_probe_fd(target: &str) -> bool {
-    target.starts_with("anon_inode:bpf") || target == "anon_inode:[perf_event]" || target == "anon_inode:btf"
+    target.starts_with("anon_inode:bpf")
+        || target == "anon_inode:[perf_event]"
+        || target == "anon_inode:btf"
 }
 
 /// Closes the write end of the hand-off pipe when dropped, which lets the
@@ -41,9 +43,20 @@ pub fn hand_off() -> Result<Handoff> {
     // The child keeps these and closes every other fd — also ones another
     // thread opens meanwhile, so it never holds someone's pipe or file open.
     let mut keep: Vec<RawFd> = vec![pipe_r];
-    for entry in fs::read_dir("/proc/self/fd").context("listing /proc/self/fd")?.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<RawFd>().ok()) else { continue };
-        let target = fs::read_link(entry.path()).map(|t| t.to_string_lossy().into_owned()).unwrap_or_default();
+    for entry in fs::read_dir("/proc/self/fd")
+        .context("listing /proc/self/fd")?
+        .flatten()
+    {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        let target = fs::read_link(entry.path())
+            .map(|t| t.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if is_probe_fd(&target) {
             keep.push(fd);
         }

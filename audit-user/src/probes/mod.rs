@@ -7,8 +7,8 @@ pub mod offsets;
 use std::{collections::HashMap as StdHashMap, fs, path::Path};
 
 use anyhow::{Context, Result, anyhow, bail};
-use audit_common::{config::scope_mode, kind::LossCounters};
 use audit_common::syscall::{MAX_SYSCALL_NR, SyscallSpec};
+use audit_common::{config::scope_mode, kind::LossCounters};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
@@ -123,7 +123,12 @@ impl Probes {
             Scope::Cgroup(t) => cgroup::procs_below(&t.path)?,
         };
         track(&mut ebpf, &existing)?;
-        Ok(Probes { ebpf, scope, missing_fields, unavailable_syscalls })
+        Ok(Probes {
+            ebpf,
+            scope,
+            missing_fields,
+            unavailable_syscalls,
+        })
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
@@ -145,10 +150,13 @@ impl Probes {
 
 fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
     let mut tracked: HashMap<_, u32, u8> = HashMap::try_from(
-        ebpf.map_mut("TRACKED_PIDS").ok_or_else(|| anyhow!("map TRACKED_PIDS missing"))?,
+        ebpf.map_mut("TRACKED_PIDS")
+            .ok_or_else(|| anyhow!("map TRACKED_PIDS missing"))?,
     )?;
     for &pid in pids {
-        tracked.insert(pid, 1, 0).with_context(|| format!("adding pid {pid} to TRACKED_PIDS"))?;
+        tracked
+            .insert(pid, 1, 0)
+            .with_context(|| format!("adding pid {pid} to TRACKED_PIDS"))?;
     }
     Ok(())
 }
@@ -160,18 +168,31 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
         return Ok(Vec::new());
     }
     tracefs::check_syscall_layout()?;
-    let mut specs: Array<_, SyscallSpec> =
-        Array::try_from(ebpf.map_mut("SPECS").ok_or_else(|| anyhow!("map SPECS missing"))?)?;
+    let mut specs: Array<_, SyscallSpec> = Array::try_from(
+        ebpf.map_mut("SPECS")
+            .ok_or_else(|| anyhow!("map SPECS missing"))?,
+    )?;
     let mut unavailable = Vec::new();
     let mut present = Vec::new();
-    for def in syscalls::TABLE.iter().filter(|d| families.contains(&d.family)) {
+    for def in syscalls::TABLE
+        .iter()
+        .filter(|d| families.contains(&d.family))
+    {
         if !tracefs::has_syscall_tracepoint(def.tracepoint()) {
             unavailable.push(def.name);
             continue;
         }
         let nr = u32::try_from(def.nr).ok().filter(|&n| n < MAX_SYSCALL_NR);
-        let nr = nr.ok_or_else(|| anyhow!("syscall {} has number {} outside the spec table", def.name, def.nr))?;
-        specs.set(nr, def.spec(), 0).with_context(|| format!("writing the spec of {}", def.name))?;
+        let nr = nr.ok_or_else(|| {
+            anyhow!(
+                "syscall {} has number {} outside the spec table",
+                def.name,
+                def.nr
+            )
+        })?;
+        specs
+            .set(nr, def.spec(), 0)
+            .with_context(|| format!("writing the spec of {}", def.name))?;
         present.push(def.tracepoint());
     }
     for (prog, prefix) in [("sys_enter", "sys_enter_"), ("sys_exit", "sys_exit_")] {
@@ -179,14 +200,17 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
             .program_mut(prog)
             .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
             .try_into()?;
-        p.load().with_context(|| format!("the kernel verifier rejected {prog}"))?;
+        p.load()
+            .with_context(|| format!("the kernel verifier rejected {prog}"))?;
         for tp in &present {
             p.attach("syscalls", &format!("{prefix}{tp}"))
                 .with_context(|| format!("attaching {prog} to syscalls:{prefix}{tp}"))?;
         }
     }
     if !unavailable.is_empty() {
-        log::warn!("this kernel has no tracepoints for {unavailable:?}; those syscalls are not audited");
+        log::warn!(
+            "this kernel has no tracepoints for {unavailable:?}; those syscalls are not audited"
+        );
     }
     Ok(unavailable)
 }

@@ -26,7 +26,9 @@ pub fn field_offset(format: &str, field: &str) -> Option<usize> {
         if name != field {
             return None;
         }
-        let off = l.split(';').find_map(|p| p.trim().strip_prefix("offset:"))?;
+        let off = l
+            .split(';')
+            .find_map(|p| p.trim().strip_prefix("offset:"))?;
         off.trim().parse().ok()
     })
 }
@@ -35,12 +37,19 @@ pub fn check_syscall_layout() -> Result<()> {
     let root = tracefs_root().context(
         "tracefs is not mounted (no /sys/kernel/tracing/events): mount it with `mount -t tracefs nodev /sys/kernel/tracing`",
     )?;
-    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     let enter = read(&root.join("events/syscalls/sys_enter_openat/format"))?;
     let exit = read(&root.join("events/syscalls/sys_exit_openat/format"))?;
-    let got = (field_offset(&enter, "__syscall_nr"), field_offset(&enter, "dfd"), field_offset(&exit, "ret"));
+    let got = (
+        field_offset(&enter, "__syscall_nr"),
+        field_offset(&enter, "dfd"),
+        field_offset(&exit, "ret"),
+    );
     if got != (Some(8), Some(16), Some(16)) {
-        bail!("unexpected syscall tracepoint layout on this kernel (nr, first arg, ret offsets = {got:?}; the probes assume 8, 16, 16)");
+        bail!(
+            "unexpected syscall tracepoint layout on this kernel (nr, first arg, ret offsets = {got:?}; the probes assume 8, 16, 16)"
+        );
     }
     Ok(())
 }

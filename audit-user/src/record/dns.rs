@@ -20,7 +20,12 @@ pub fn question(payload: &[u8]) -> Option<(String, u16)> {
             return None;
         }
         let label = payload.get(at..at + len)?;
-        labels.push(label.iter().map(|&b| if b.is_ascii_graphic() { b as char } else { '?' }).collect());
+        labels.push(
+            label
+                .iter()
+                .map(|&b| if b.is_ascii_graphic() { b as char } else { '?' })
+                .collect(),
+        );
         at += len;
     }
     let qtype = u16::from_be_bytes([*payload.get(at)?, *payload.get(at + 1)?]);

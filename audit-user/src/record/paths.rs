@@ -47,8 +47,16 @@ pub fn from_components(c: &Capture) -> Resolved {
         path.push(b'/');
     }
     let truncated = c.flags & (capture_flags::TRUNCATED | capture_flags::DEPTH_LIMIT) != 0;
-    let resolution = if c.flags & capture_flags::OUTSIDE_ROOT != 0 { resolution::OUTSIDE_ROOT } else { "" };
-    Resolved { path, resolution, truncated }
+    let resolution = if c.flags & capture_flags::OUTSIDE_ROOT != 0 {
+        resolution::OUTSIDE_ROOT
+    } else {
+        ""
+    };
+    Resolved {
+        path,
+        resolution,
+        truncated,
+    }
 }
 
 /// The file behind fd argument `slot` (or the returned fd, slot RET).
@@ -67,17 +75,28 @@ pub fn path_arg(sc: &Syscall, slot: u8) -> Option<(Vec<u8>, Resolved)> {
     let raw = raw_cap.bytes.clone();
     let raw_truncated = raw_cap.flags & capture_flags::TRUNCATED != 0;
     if raw.first() == Some(&b'/') {
-        let r = Resolved { path: raw.clone(), resolution: resolution::AS_GIVEN, truncated: raw_truncated };
+        let r = Resolved {
+            path: raw.clone(),
+            resolution: resolution::AS_GIVEN,
+            truncated: raw_truncated,
+        };
         return Some((raw, r));
     }
     let Some(dir) = sc.capture(capture_kind::PATH_COMPONENTS, slot) else {
-        let r = Resolved { path: raw.clone(), resolution: resolution::UNRESOLVED, truncated: raw_truncated };
+        let r = Resolved {
+            path: raw.clone(),
+            resolution: resolution::UNRESOLVED,
+            truncated: raw_truncated,
+        };
         return Some((raw, r));
     };
     let mut r = from_components(dir);
     if r.resolution.is_empty() {
-        r.resolution =
-            if dir.flags & capture_flags::FROM_CWD != 0 { resolution::CWD } else { resolution::DIRFD };
+        r.resolution = if dir.flags & capture_flags::FROM_CWD != 0 {
+            resolution::CWD
+        } else {
+            resolution::DIRFD
+        };
     }
     // An empty path (AT_EMPTY_PATH) names the directory itself.
     if !raw.is_empty() {
@@ -95,7 +114,12 @@ mod tests {
     use super::*;
 
     fn comps(bytes: &[u8], flags: u8) -> Capture {
-        Capture { kind: capture_kind::PATH_COMPONENTS, slot: 1, flags, bytes: bytes.to_vec() }
+        Capture {
+            kind: capture_kind::PATH_COMPONENTS,
+            slot: 1,
+            flags,
+            bytes: bytes.to_vec(),
+        }
     }
 
     #[test]
@@ -103,7 +127,10 @@ mod tests {
         assert_eq!(from_components(&comps(b"c\0b\0a\0", 0)).path, b"/a/b/c");
         assert_eq!(from_components(&comps(b"", 0)).path, b"/");
         let r = from_components(&comps(b"x\0", capture_flags::OUTSIDE_ROOT));
-        assert_eq!((r.path.as_slice(), r.resolution), (&b"/x"[..], resolution::OUTSIDE_ROOT));
+        assert_eq!(
+            (r.path.as_slice(), r.resolution),
+            (&b"/x"[..], resolution::OUTSIDE_ROOT)
+        );
         assert!(from_components(&comps(b"a\0", capture_flags::DEPTH_LIMIT)).truncated);
     }
 }

@@ -79,13 +79,19 @@ mod tests {
 
     #[test]
     fn inet_inet6_unix() {
-        assert_eq!(decode(&v4(53, [127, 0, 0, 1])), json!({"family":"inet","address":"127.0.0.1","port":53}));
+        assert_eq!(
+            decode(&v4(53, [127, 0, 0, 1])),
+            json!({"family":"inet","address":"127.0.0.1","port":53})
+        );
         let mut b = (libc::AF_INET6 as u16).to_ne_bytes().to_vec();
         b.extend(443u16.to_be_bytes());
         b.extend([0; 4]);
         b.extend(Ipv6Addr::LOCALHOST.octets());
         b.extend([0; 4]);
-        assert_eq!(decode(&b), json!({"family":"inet6","address":"::1","port":443}));
+        assert_eq!(
+            decode(&b),
+            json!({"family":"inet6","address":"::1","port":443})
+        );
         let mut u = (libc::AF_UNIX as u16).to_ne_bytes().to_vec();
         u.extend(b"/run/x.sock\0junk");
         assert_eq!(decode(&u), json!({"family":"unix","path":"/run/x.sock"}));

@@ -23,7 +23,10 @@ fn put_resolved(f: &mut Json, name: &str, raw: Option<&[u8]>, r: &paths::Resolve
 }
 
 fn u32s(bytes: &[u8]) -> Vec<u32> {
-    bytes.chunks_exact(4).map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])).collect()
+    bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
 }
 
 fn u64_at(bytes: &[u8], i: usize) -> Option<u64> {
@@ -43,7 +46,10 @@ pub fn fields(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
         f.insert("errno".into(), (-ev.ret).into());
         f.insert("errno_name".into(), errno::name(-ev.ret).into());
     }
-    f.insert("duration_ns".into(), ev.header.boot_ns.saturating_sub(ev.enter_ns).into());
+    f.insert(
+        "duration_ns".into(),
+        ev.header.boot_ns.saturating_sub(ev.enter_ns).into(),
+    );
     if ev.flags & event_flags::DATA_TRUNCATED != 0 {
         f.insert("captures_truncated".into(), flag(true));
     }
@@ -97,7 +103,10 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
     match def.kind {
         "open" => {
             let flags = if def.name == "openat2" {
-                let how = sc.capture(capture_kind::BYTES, 2).map(|c| c.bytes.clone()).unwrap_or_default();
+                let how = sc
+                    .capture(capture_kind::BYTES, 2)
+                    .map(|c| c.bytes.clone())
+                    .unwrap_or_default();
                 let (fl, mode, resolve) = (u64_at(&how, 0), u64_at(&how, 1), u64_at(&how, 2));
                 if let (Some(fl), Some(mode), Some(resolve)) = (fl, mode, resolve) {
                     f.insert("flags".into(), fl.into());
@@ -119,8 +128,18 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
             if ok {
                 f.insert("fd".into(), ev.ret.into());
                 // The file actually opened beats the lexical path.
-                if let Some(r) = paths::fd_path(sc, audit_common::syscall::RET, paths::resolution::OPENED_FILE) {
-                    let arg = paths::path_arg(sc, def.args.iter().position(|a| matches!(a, Arg::Path(..))).unwrap_or(0) as u8);
+                if let Some(r) = paths::fd_path(
+                    sc,
+                    audit_common::syscall::RET,
+                    paths::resolution::OPENED_FILE,
+                ) {
+                    let arg = paths::path_arg(
+                        sc,
+                        def.args
+                            .iter()
+                            .position(|a| matches!(a, Arg::Path(..)))
+                            .unwrap_or(0) as u8,
+                    );
                     put_resolved(f, "path", arg.as_ref().map(|(a, _)| a.as_slice()), &r);
                 }
             }
@@ -154,7 +173,10 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
             }
         }
         "send" => {
-            if let Some(c) = sc.capture(capture_kind::SOCKADDR, 1).filter(|_| def.name == "sendmsg") {
+            if let Some(c) = sc
+                .capture(capture_kind::SOCKADDR, 1)
+                .filter(|_| def.name == "sendmsg")
+            {
                 f.insert("remote".into(), sockaddr::decode(&c.bytes));
             }
             if let Some(c) = sc.capture(capture_kind::BYTES, 1) {
@@ -186,7 +208,10 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
             }
         }
         "kill" => {
-            f.insert("target_in_scope".into(), flag(ev.flags & event_flags::TARGET_IN_SCOPE != 0));
+            f.insert(
+                "target_in_scope".into(),
+                flag(ev.flags & event_flags::TARGET_IN_SCOPE != 0),
+            );
         }
         "chattr" => {
             let request = ev.args[1] as u32;
@@ -196,7 +221,10 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
                 _ => ("", 0, 0),
             };
             f.insert("request_name".into(), name.into());
-            if let Some(v) = sc.capture(capture_kind::BYTES, 2).and_then(|c| u32s(&c.bytes).first().copied()) {
+            if let Some(v) = sc
+                .capture(capture_kind::BYTES, 2)
+                .and_then(|c| u32s(&c.bytes).first().copied())
+            {
                 f.insert("attr_flags".into(), v.into());
                 f.insert("append_only".into(), flag(v & append != 0));
                 f.insert("immutable".into(), flag(v & immutable != 0));
@@ -223,7 +251,10 @@ mod tests {
     fn event(name: &str, ret: i64, args: [u64; 6], captures: Vec<Capture>) -> Syscall {
         let _ = std::mem::size_of::<CaptureHeader>();
         let raw = SyscallEvent {
-            header: EventHeader { boot_ns: 1_500, ..EventHeader::zeroed() },
+            header: EventHeader {
+                boot_ns: 1_500,
+                ..EventHeader::zeroed()
+            },
             nr: def(name).nr as u32,
             flags: 0,
             ret,
@@ -236,11 +267,21 @@ mod tests {
     }
 
     fn string(slot: u8, s: &[u8]) -> Capture {
-        Capture { kind: capture_kind::STRING, slot, flags: 0, bytes: s.to_vec() }
+        Capture {
+            kind: capture_kind::STRING,
+            slot,
+            flags: 0,
+            bytes: s.to_vec(),
+        }
     }
 
     fn comps(slot: u8, flags: u8, s: &[u8]) -> Capture {
-        Capture { kind: capture_kind::PATH_COMPONENTS, slot, flags, bytes: s.to_vec() }
+        Capture {
+            kind: capture_kind::PATH_COMPONENTS,
+            slot,
+            flags,
+            bytes: s.to_vec(),
+        }
     }
 
     fn record(sc: &Syscall, name: &str) -> Json {
@@ -256,7 +297,11 @@ mod tests {
             "openat",
             3,
             [at_fdcwd, 0, libc::O_WRONLY as u64, 0o600, 0, 0],
-            vec![string(1, b"link"), comps(1, cf::FROM_CWD, b"work\0"), comps(RET, 0, b"shadow\0etc\0")],
+            vec![
+                string(1, b"link"),
+                comps(1, cf::FROM_CWD, b"work\0"),
+                comps(RET, 0, b"shadow\0etc\0"),
+            ],
         );
         let f = record(&sc, "openat");
         assert_eq!(f["path"], "/etc/shadow");
@@ -271,7 +316,15 @@ mod tests {
 
     #[test]
     fn failed_relative_open_is_joined_to_the_cwd_with_errno() {
-        let sc = event("open", -13, [0, 0, 0, 0, 0, 0], vec![string(0, b"secret.txt"), comps(0, cf::FROM_CWD, b"work\0tmp\0")]);
+        let sc = event(
+            "open",
+            -13,
+            [0, 0, 0, 0, 0, 0],
+            vec![
+                string(0, b"secret.txt"),
+                comps(0, cf::FROM_CWD, b"work\0tmp\0"),
+            ],
+        );
         let f = record(&sc, "open");
         assert_eq!(f["path"], "/tmp/work/secret.txt");
         assert_eq!(f["path_resolution"], "cwd");
@@ -283,13 +336,26 @@ mod tests {
 
     #[test]
     fn ints_longs_and_unresolved_paths() {
-        let sc = event("truncate", 0, [0, (-5i64) as u64, 0, 0, 0, 0], vec![string(0, b"rel")]);
+        let sc = event(
+            "truncate",
+            0,
+            [0, (-5i64) as u64, 0, 0, 0, 0],
+            vec![string(0, b"rel")],
+        );
         let f = record(&sc, "truncate");
         assert_eq!(f["length"], -5);
         assert_eq!(f["path"], "rel");
         assert_eq!(f["path_resolution"], "unresolved");
-        let sc = event("setresuid", 0, [u32::MAX as u64, 0, 0x1_0000_0007, 0, 0, 0], vec![]);
+        let sc = event(
+            "setresuid",
+            0,
+            [u32::MAX as u64, 0, 0x1_0000_0007, 0, 0, 0],
+            vec![],
+        );
         let f = record(&sc, "setresuid");
-        assert_eq!((f["ruid"].clone(), f["euid"].clone(), f["suid"].clone()), (json!(-1), json!(0), json!(7)));
+        assert_eq!(
+            (f["ruid"].clone(), f["euid"].clone(), f["suid"].clone()),
+            (json!(-1), json!(0), json!(7))
+        );
     }
 }
