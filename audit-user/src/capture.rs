@@ -78,6 +78,21 @@ impl Capture {
         &self.probes
     }
 
+    /// Ends the capture without waiting for the kernel to detach the probes
+    /// (see `probes::detach`); falls back to a plain, slow drop.
+    pub fn release(self) {
+        match crate::probes::detach::hand_off() {
+            Ok(handoff) => {
+                drop(self);
+                drop(handoff);
+            }
+            Err(e) => {
+                log::warn!("detaching in the foreground: {e:#}");
+                drop(self);
+            }
+        }
+    }
+
     /// Waits up to `timeout` for a kernel wakeup (the probes only wake us when
     /// much data is waiting), then drains everything that is there.
     /// At most one batch: the caller's loop (signals, store timers via

@@ -81,7 +81,7 @@ impl TestCgroup {
 impl Drop for Recorder {
     fn drop(&mut self) {
         if let Some(c) = self.capture.take() {
-            audit_user::cmd::exec::detach_quickly(c);
+            c.release();
         }
     }
 }
@@ -205,8 +205,8 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds (once per test binary) and returns a binary of this workspace.
-fn built(package: &str, bin: &str) -> PathBuf {
+/// Builds (once per test binary) the workspace's binaries and returns one.
+fn built(bin: &str) -> PathBuf {
     static BUILD: Once = Once::new();
     BUILD.call_once(|| {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -225,18 +225,17 @@ fn built(package: &str, bin: &str) -> PathBuf {
             .expect("run cargo build");
         assert!(status.success(), "cargo build of the test binaries failed");
     });
-    let _ = package;
     workspace_root().join("target/debug").join(bin)
 }
 
 /// The `sandbox-audit` binary.
 pub fn sandbox_audit() -> PathBuf {
-    built("audit-user", "sandbox-audit")
+    built("sandbox-audit")
 }
 
 /// The `workload` helper binary (tests/src/bin/workload.rs).
 pub fn workload() -> PathBuf {
-    built("integration-tests", "workload")
+    built("workload")
 }
 
 /// A `Command` for the workload helper with the given subcommand and args.

@@ -83,21 +83,6 @@ pub fn exec(opts: &ExecOptions, stop: &StopSignals, sink: &mut dyn Sink) -> Resu
     result
 }
 
-/// Drops the probes without waiting for the kernel to detach them (see
-/// `probes::detach`); falls back to a plain (slow) drop.
-pub fn detach_quickly(capture: Capture) {
-    match crate::probes::detach::hand_off() {
-        Ok(handoff) => {
-            drop(capture);
-            drop(handoff);
-        }
-        Err(e) => {
-            log::warn!("detaching in the foreground: {e:#}");
-            drop(capture);
-        }
-    }
-}
-
 /// The first executable `program` on PATH, or `program` itself when it
 /// contains a slash or is not found (the spawn then reports the error).
 pub fn resolve_program(program: &OsString) -> PathBuf {
@@ -185,7 +170,7 @@ fn run_in(
     // Every exit was traced before the cgroup emptied: one last drain gets all.
     capture.drain(sink)?;
     log::info!("capture ended: {:?}", capture.stats);
-    detach_quickly(capture);
+    capture.release();
     Ok(ExecOutcome {
         status: status.context("command status missing")?,
     })

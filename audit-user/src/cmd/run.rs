@@ -49,6 +49,6 @@ pub fn run(
     }
     capture.drain(sink)?;
     log::info!("stopped: {:?}", capture.stats);
-    crate::cmd::exec::detach_quickly(capture);
+    capture.release();
     Ok(())
 }

@@ -117,7 +117,7 @@ fn main() {
     });
     let recorded = sink.0 - before;
     let lost = capture.stats.lost;
-    audit_user::cmd::exec::detach_quickly(capture);
+    capture.release();
 
     let row = |name: &str, base: f64, v: f64| {
         println!("| {name} | {base:.0} | {v:.0} | {:.2}× |", v / base);
