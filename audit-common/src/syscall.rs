@@ -93,7 +93,7 @@ pub mod spec_flags {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CaptureOp {
+pub struct ArgOp {
     pub kind: u8,
     pub arg: u8,
     pub arg2: u8,
@@ -101,7 +101,7 @@ pub struct CaptureOp {
     /// Byte bound for USER_BYTES / USER_U32S / DNS_PAYLOAD.
     pub size: u32,
 }
-assert_size!(CaptureOp, 8);
+assert_size!(ArgOp, 8);
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub struct SyscallSpec {
     pub _pad: [u8; 2],
     /// For IOCTL_FILTER: the only ioctl commands recorded (0 = unused slot).
     pub ioctl_cmds: [u32; 2],
-    pub ops: [CaptureOp; MAX_OPS],
+    pub ops: [ArgOp; MAX_OPS],
 }
 assert_size!(SyscallSpec, 48);
 
@@ -161,7 +161,7 @@ pub struct SyscallEvent {
 assert_size!(SyscallEvent, 160);
 
 /// Kinds of captured data in a syscall event.
-pub mod capture_kind {
+pub mod arg_data_kind {
     /// A user string (path argument, symlink target, name). `slot` = argument index.
     pub const STRING: u8 = 1;
     /// A path as components, leaf first, each NUL-terminated, walked from a
@@ -175,7 +175,7 @@ pub mod capture_kind {
     pub const BYTES: u8 = 4;
 }
 
-pub mod capture_flags {
+pub mod arg_data_flags {
     /// The data was cut at its bound.
     pub const TRUNCATED: u8 = 1;
     /// PATH_COMPONENTS: the walk stopped at the depth bound before the root.
@@ -192,14 +192,14 @@ pub mod capture_flags {
 /// Header in front of each capture's bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CaptureHeader {
+pub struct ArgDataHeader {
     pub kind: u8,
     pub slot: u8,
     pub flags: u8,
     pub _pad: u8,
     pub len: u32,
 }
-assert_size!(CaptureHeader, 8);
+assert_size!(ArgDataHeader, 8);
 
 /// Bounds on single captures.
 pub const STRING_MAX: usize = 4096;

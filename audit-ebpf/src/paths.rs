@@ -5,12 +5,12 @@
 use core::ffi::c_void;
 
 use audit_common::syscall::{
-    CaptureHeader, NAME_MAX, PATH_DEPTH_MAX, SYSCALL_DATA_MAX, capture_flags, capture_kind,
+    ArgDataHeader, NAME_MAX, PATH_DEPTH_MAX, SYSCALL_DATA_MAX, arg_data_flags, arg_data_kind,
 };
 use aya_ebpf::helpers::generated::{bpf_loop, bpf_probe_read_kernel_str};
 
 use crate::{
-    capture::Writer,
+    argdata::Writer,
     globals::{self, OFFSETS},
     maps::{LOOP_STATE, SYSCALL_SCRATCH},
     task::{current_task, read_at},
@@ -79,7 +79,7 @@ pub fn fd_path(fd: i64) -> Option<KPath> {
 
 const MASK: usize = SYSCALL_DATA_MAX - 1;
 /// Room one PATH_COMPONENTS capture may take (header included).
-pub const PATH_CAPTURE_MAX: usize = 4096;
+pub const PATH_DATA_MAX: usize = 4096;
 
 /// State of one dentry walk, shared with the `bpf_loop` callback through a
 /// per-CPU map rather than the stack: values loaded from a map are unknown
@@ -116,7 +116,7 @@ extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
         // At the top of a mount: continue from where it is mounted.
         let parent: u64 = read_at(w.mount, off(&OFFSETS.mount_parent)).unwrap_or(0);
         if parent == w.mount || parent == 0 {
-            w.flags |= capture_flags::OUTSIDE_ROOT as u64;
+            w.flags |= arg_data_flags::OUTSIDE_ROOT as u64;
             w.done = 1;
             return 1;
         }
@@ -128,7 +128,7 @@ extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
     let parent: u64 = read_at(w.dentry, off(&OFFSETS.dentry_parent)).unwrap_or(0);
     if parent == w.dentry || parent == 0 {
         // The root of a filesystem that is not mounted (pipe, socket, ...).
-        w.flags |= capture_flags::OUTSIDE_ROOT as u64;
+        w.flags |= arg_data_flags::OUTSIDE_ROOT as u64;
         w.done = 1;
         return 1;
     }
@@ -140,13 +140,13 @@ extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
     let dst = unsafe { data.as_mut_ptr().add(w.at as usize & MASK) };
     let n = unsafe { bpf_probe_read_kernel_str(dst.cast(), NAME_MAX as u32, name as *const _) };
     if n <= 0 {
-        w.flags |= capture_flags::UNREADABLE as u64;
+        w.flags |= arg_data_flags::UNREADABLE as u64;
         w.done = 1;
         return 1;
     }
     w.at += n as u64;
     if w.at > w.limit {
-        w.flags |= capture_flags::TRUNCATED as u64;
+        w.flags |= arg_data_flags::TRUNCATED as u64;
         w.done = 1;
         return 1;
     }
@@ -158,8 +158,8 @@ extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
 /// leaf first, each NUL-terminated, up to the task's root. `slot_flags` packs
 /// the argument slot (low byte) and initial capture flags (second byte).
 #[inline(never)]
-pub fn capture_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64) {
-    if !w.room(PATH_CAPTURE_MAX) {
+pub fn path_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64) {
+    if !w.room(PATH_DATA_MAX) {
         return;
     }
     let start = w.pos & MASK;
@@ -180,7 +180,7 @@ pub fn capture_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64
         root_mnt,
         mount_mnt,
         at: (start + 8) as u64,
-        limit: (start + PATH_CAPTURE_MAX - NAME_MAX) as u64,
+        limit: (start + PATH_DATA_MAX - NAME_MAX) as u64,
         flags: (slot_flags >> 8) as u8 as u64,
         done: 0,
     };
@@ -193,16 +193,16 @@ pub fn capture_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64
         );
     }
     if walk.done == 0 {
-        walk.flags |= capture_flags::DEPTH_LIMIT as u64;
+        walk.flags |= arg_data_flags::DEPTH_LIMIT as u64;
     }
-    let len = (walk.at as usize).wrapping_sub(start + 8) & (PATH_CAPTURE_MAX - 1);
-    let h = CaptureHeader {
-        kind: capture_kind::PATH_COMPONENTS,
+    let len = (walk.at as usize).wrapping_sub(start + 8) & (PATH_DATA_MAX - 1);
+    let h = ArgDataHeader {
+        kind: arg_data_kind::PATH_COMPONENTS,
         slot: slot_flags as u8,
         flags: walk.flags as u8,
         _pad: 0,
         len: len as u32,
     };
-    unsafe { (w.data.as_mut_ptr().add(start) as *mut CaptureHeader).write_unaligned(h) };
+    unsafe { (w.data.as_mut_ptr().add(start) as *mut ArgDataHeader).write_unaligned(h) };
     w.pos = start + 8 + len;
 }

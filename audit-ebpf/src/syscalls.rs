@@ -11,7 +11,7 @@ use audit_common::{
     kind::{EventKind, loss_slot},
     syscall::{
         CWD, FD_BITMAP_FDS, MAX_OPS, PendingSyscall, RET, SYSCALL_DATA_MAX, SyscallEvent,
-        SyscallSpec, capture_flags, capture_kind, event_flags, op, spec_flags,
+        SyscallSpec, arg_data_flags, arg_data_kind, event_flags, op, spec_flags,
     },
 };
 use aya_ebpf::{
@@ -25,10 +25,10 @@ use aya_ebpf::{
 };
 
 use crate::{
-    capture::{self, Writer, first_byte, kind_slot, sockaddr_port},
+    argdata::{self, Writer, first_byte, kind_slot, sockaddr_port},
     emit::{count_loss, emit_bytes},
     maps::{FD_MARKS, LOOP_STATE, PENDING, SPECS, SYSCALL_SCRATCH, TRACKED_PIDS, ZERO_BITMAP},
-    paths::{capture_components, cwd, fd_path},
+    paths::{cwd, fd_path, path_components},
     scope::in_scope,
     task::fill_header,
 };
@@ -330,7 +330,7 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
     };
     let before = w.pos;
     match o.kind {
-        op::USER_STR => capture::user_str(&mut w, o.arg, arg(&args, o.arg)),
+        op::USER_STR => argdata::user_str(&mut w, o.arg, arg(&args, o.arg)),
         op::PATH_AT => path_at(&mut w, o.arg, o.arg2, &args),
         op::FD_PATH => {
             let fd = if o.arg == RET {
@@ -339,12 +339,12 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
                 arg(&args, o.arg) as i64
             };
             if let Some(kp) = fd_path(fd) {
-                capture_components(&mut w, o.arg as u32, kp.mnt, kp.dentry);
+                path_components(&mut w, o.arg as u32, kp.mnt, kp.dentry);
             }
         }
         op::SOCKADDR => {
-            let ks = kind_slot(capture_kind::SOCKADDR, o.arg);
-            capture::user_bytes(&mut w, ks, arg(&args, o.arg), arg(&args, o.arg2));
+            let ks = kind_slot(arg_data_kind::SOCKADDR, o.arg);
+            argdata::user_bytes(&mut w, ks, arg(&args, o.arg), arg(&args, o.arg2));
             if w.pos != before {
                 if c.dport == 0 {
                     c.dport = sockaddr_port(w.data, before).unwrap_or(0) as u64;
@@ -356,8 +356,8 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
             let ptr = arg(&args, o.arg);
             if c.ret >= 0 && ptr != 0 && lenp != 0 {
                 let len: u32 = unsafe { bpf_probe_read_user(lenp as *const u32) }.unwrap_or(0);
-                let ks = kind_slot(capture_kind::SOCKADDR, o.arg);
-                capture::user_bytes(&mut w, ks, ptr, len as u64);
+                let ks = kind_slot(arg_data_kind::SOCKADDR, o.arg);
+                argdata::user_bytes(&mut w, ks, ptr, len as u64);
             }
         }
         op::MSGHDR_NAME => {
@@ -365,8 +365,8 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
             let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
             let len: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32) }.unwrap_or(0);
             if name != 0 {
-                let ks = kind_slot(capture_kind::SOCKADDR, o.arg);
-                capture::user_bytes(&mut w, ks, name, len as u64);
+                let ks = kind_slot(arg_data_kind::SOCKADDR, o.arg);
+                argdata::user_bytes(&mut w, ks, name, len as u64);
                 if w.pos != before {
                     if c.dport == 0 {
                         c.dport = sockaddr_port(w.data, before).unwrap_or(0) as u64;
@@ -375,18 +375,18 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
             }
         }
         op::USER_BYTES => {
-            let ks = kind_slot(capture_kind::BYTES, o.arg);
-            capture::user_bytes(&mut w, ks, arg(&args, o.arg), o.size as u64);
+            let ks = kind_slot(arg_data_kind::BYTES, o.arg);
+            argdata::user_bytes(&mut w, ks, arg(&args, o.arg), o.size as u64);
         }
         op::USER_U32S => {
             let n = arg(&args, o.arg2).saturating_mul(4).min(o.size as u64);
-            let ks = kind_slot(capture_kind::BYTES, o.arg);
-            capture::user_bytes(&mut w, ks, arg(&args, o.arg), n);
+            let ks = kind_slot(arg_data_kind::BYTES, o.arg);
+            argdata::user_bytes(&mut w, ks, arg(&args, o.arg), n);
         }
         op::DNS_PAYLOAD if c.dport == 53 => {
             let n = arg(&args, o.arg2).min(o.size as u64);
-            let ks = kind_slot(capture_kind::BYTES, o.arg);
-            capture::user_bytes(&mut w, ks, arg(&args, o.arg), n);
+            let ks = kind_slot(arg_data_kind::BYTES, o.arg);
+            argdata::user_bytes(&mut w, ks, arg(&args, o.arg), n);
         }
         op::DNS_PAYLOAD_MSG if c.dport == 53 => {
             let msg = arg(&args, o.arg);
@@ -394,8 +394,8 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
             let iov: u64 = unsafe { bpf_probe_read_user((msg + 16) as *const u64) }.unwrap_or(0);
             let base: u64 = unsafe { bpf_probe_read_user(iov as *const u64) }.unwrap_or(0);
             let len: u64 = unsafe { bpf_probe_read_user((iov + 8) as *const u64) }.unwrap_or(0);
-            let ks = kind_slot(capture_kind::BYTES, o.arg);
-            capture::user_bytes(&mut w, ks, base, len.min(o.size as u64));
+            let ks = kind_slot(arg_data_kind::BYTES, o.arg);
+            argdata::user_bytes(&mut w, ks, base, len.min(o.size as u64));
         }
         _ => {}
     }
@@ -420,7 +420,7 @@ fn fill_header_for(h: &mut EventHeader, data_len: usize) {
 #[inline(always)]
 fn path_at(w: &mut Writer, path_arg: u8, dirfd_arg: u8, args: &[u64; 6]) {
     let at = w.pos;
-    capture::user_str(w, path_arg, arg(args, path_arg));
+    argdata::user_str(w, path_arg, arg(args, path_arg));
     if w.pos == at || first_byte(w.data, at) == b'/' {
         return;
     }
@@ -430,11 +430,11 @@ fn path_at(w: &mut Writer, path_arg: u8, dirfd_arg: u8, args: &[u64; 6]) {
         arg(args, dirfd_arg) as i32 as i64
     };
     let (dir, flags) = if dirfd == AT_FDCWD {
-        (cwd(), capture_flags::FROM_CWD)
+        (cwd(), arg_data_flags::FROM_CWD)
     } else {
         (fd_path(dirfd), 0)
     };
     if let Some(d) = dir {
-        capture_components(w, ((flags as u32) << 8) | path_arg as u32, d.mnt, d.dentry);
+        path_components(w, ((flags as u32) << 8) | path_arg as u32, d.mnt, d.dentry);
     }
 }

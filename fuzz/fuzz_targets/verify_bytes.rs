@@ -6,7 +6,7 @@
 
 #![no_main]
 
-use audit_user::{
+use audit_log::{
     canonical,
     verify::{Options, verify_segments},
 };

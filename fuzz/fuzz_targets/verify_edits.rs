@@ -8,7 +8,7 @@
 
 use std::{sync::OnceLock, time::SystemTime};
 
-use audit_user::{
+use audit_log::{
     keys::EpochKey,
     record::Record,
     verify::{Options, verify_segments},

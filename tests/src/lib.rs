@@ -14,13 +14,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use audit_user::{
-    capture::{Capture, CaptureStats},
+use audit_capture::{
     cgroup::{self, Cgroup2, CgroupTarget},
+    drain::{Drain, DrainStats},
     probes::{ProbeOptions, Scope},
-    record::Record,
     syscalls::Family,
 };
+use audit_log::record::Record;
 use serde_json::Value;
 
 /// A fresh cgroup for one test, removed (after killing stragglers) on drop.
@@ -80,7 +80,7 @@ impl TestCgroup {
 
 impl Drop for Recorder {
     fn drop(&mut self) {
-        if let Some(c) = self.capture.take() {
+        if let Some(c) = self.drain.take() {
             c.release();
         }
     }
@@ -101,7 +101,7 @@ impl Drop for TestCgroup {
 
 /// A running capture plus everything it has produced so far.
 pub struct Recorder {
-    capture: Option<Capture>,
+    drain: Option<Drain>,
     pub records: Vec<Record>,
     /// How long `pump_while` waits for a kernel wakeup between drains.
     pub interval: Duration,
@@ -120,26 +120,26 @@ impl Recorder {
     }
 
     pub fn start(scope: Scope, opts: &ProbeOptions) -> Recorder {
-        let capture = Capture::start(scope, opts).expect("load and attach probes");
+        let drain = Drain::start(scope, opts).expect("load and attach probes");
         Recorder {
-            capture: Some(capture),
+            drain: Some(drain),
             records: Vec::new(),
             interval: Duration::from_millis(20),
         }
     }
 
-    fn capture(&mut self) -> &mut Capture {
-        self.capture.as_mut().expect("capture is live until drop")
+    fn live(&mut self) -> &mut Drain {
+        self.drain.as_mut().expect("the drain is live until drop")
     }
 
-    pub fn stats(&self) -> CaptureStats {
-        self.capture.as_ref().map(|c| c.stats).unwrap_or_default()
+    pub fn stats(&self) -> DrainStats {
+        self.drain.as_ref().map(|c| c.stats).unwrap_or_default()
     }
 
     /// Drains until the ring buffer stays empty.
     pub fn drain(&mut self) {
         let mut out = std::mem::take(&mut self.records);
-        self.capture().drain(&mut out).expect("drain");
+        self.live().drain(&mut out).expect("drain");
         self.records = out;
     }
 
@@ -148,7 +148,7 @@ impl Recorder {
         let interval = self.interval;
         let mut out = std::mem::take(&mut self.records);
         while f() {
-            self.capture().pump(interval, &mut out).expect("pump");
+            self.live().pump(interval, &mut out).expect("pump");
         }
         self.records = out;
         self.drain();
@@ -216,7 +216,7 @@ fn built(bin: &str) -> PathBuf {
                 "build",
                 "--quiet",
                 "-p",
-                "audit-user",
+                "sandbox-audit",
                 "-p",
                 "integration-tests",
                 "--bins",
@@ -364,7 +364,7 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         // Log segments are append-only/immutable (chattr +a/+i): unlock first.
-        let _ = audit_user::segment::unprotect_tree(&self.0);
+        let _ = audit_log::segment::unprotect_tree(&self.0);
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: runs the log benchmark (audit-user/benches/log.rs,
+//! `cargo xtask bench`: runs the log benchmark (audit-user/log/benches/log.rs,
 //! release build, no probes needed) and the probe-cost measurement
 //! (tests/src/bin/probe_cost.rs, needs root), and writes their tables, with
 //! the machine they ran on and the command to reproduce them, to
@@ -34,15 +34,7 @@ fn machine() -> String {
 pub fn run(records: u64) -> Result<()> {
     let out = Command::new(env!("CARGO"))
         .current_dir(root())
-        .args([
-            "bench",
-            "-p",
-            "audit-user",
-            "--no-default-features",
-            "--bench",
-            "log",
-            "--",
-        ])
+        .args(["bench", "-p", "audit-log", "--bench", "log", "--"])
         .arg(records.to_string())
         .arg("3")
         .stderr(Stdio::inherit())

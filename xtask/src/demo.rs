@@ -139,7 +139,7 @@ pub fn run() -> Result<()> {
         "build",
         "--quiet",
         "-p",
-        "audit-user",
+        "sandbox-audit",
     ]))?;
     let bin = root().join("target/debug/sandbox-audit");
     let mut child = Command::new(&bin)
@@ -188,7 +188,7 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// `sandbox-audit`'s defaults (audit-user's store and keys modules).
+/// `sandbox-audit`'s defaults (audit-log's store and keys modules).
 const DEFAULT_LOG_DIR: &str = "/var/log/sandbox-audit";
 const DEFAULT_KEY_DIR: &str = "/var/lib/sandbox-audit/keys";
 

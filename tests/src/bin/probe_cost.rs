@@ -14,12 +14,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use audit_user::{
-    capture::Capture,
+use audit_capture::{
+    drain::Drain,
     probes::{ProbeOptions, Scope},
-    record::Record,
-    sink::Sink,
 };
+use audit_log::{record::Record, sink::Sink};
 use integration_tests::TestCgroup;
 
 const ITERATIONS: u64 = 200_000;
@@ -65,7 +64,7 @@ fn child_loop(what: &str, n: u64) {
 fn measure(
     what: &str,
     cg: Option<&TestCgroup>,
-    mut capture: Option<(&mut Capture, &mut Count)>,
+    mut capture: Option<(&mut Drain, &mut Count)>,
 ) -> f64 {
     let exe = std::env::current_exe().expect("own path");
     let mut cmd = Command::new(exe);
@@ -105,7 +104,7 @@ fn main() {
 
     let cg = TestCgroup::new("probe-cost");
     let mut capture =
-        Capture::start(Scope::Cgroup(cg.target.clone()), &ProbeOptions::default()).expect("probes");
+        Drain::start(Scope::Cgroup(cg.target.clone()), &ProbeOptions::default()).expect("probes");
     let mut sink = Count(0);
     let outside_open = best_of(3, || measure("open", None, Some((&mut capture, &mut sink))));
     let outside_getppid = best_of(3, || {

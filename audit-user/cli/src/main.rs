@@ -1,0 +1,224 @@
+//! The `sandbox-audit` command line.
+
+use std::{ffi::OsString, io, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Result;
+mod store_args;
+
+use audit_capture::{
+    probes::ProbeOptions,
+    session::{
+        StopSignals,
+        exec::{ExecOptions, exec},
+        run::{Target, run},
+    },
+    syscalls::Family,
+};
+use clap::{Args, Parser, Subcommand};
+use store_args::{CheckpointArgs, KeygenArgs, StoreArgs, VerifyArgs, with_store};
+
+#[derive(Parser)]
+#[command(
+    name = "sandbox-audit",
+    version,
+    about = "Kernel-side, tamper-evident audit recorder for AI-agent sandboxes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Args, Clone)]
+struct CaptureArgs {
+    /// Kernel ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    ring_buffer_mib: u32,
+    /// How often to drain the ring buffer when the kernel does not wake us, in ms.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    drain_interval_ms: u64,
+    /// Syscall families to capture, comma-separated: file, network, privilege,
+    /// all; `process` alone captures only exec/fork/exit (always captured).
+    #[arg(long, default_value = "all", value_parser = |s: &str| Family::parse_list(s).map(Families))]
+    families: Families,
+}
+
+/// A parsed `--families` list (a newtype so clap takes it as one value).
+#[derive(Clone)]
+struct Families(Vec<Family>);
+
+impl CaptureArgs {
+    fn probe_options(&self) -> Result<ProbeOptions> {
+        if !self.ring_buffer_mib.is_power_of_two() {
+            anyhow::bail!(
+                "--ring-buffer-mib {} is not a power of two",
+                self.ring_buffer_mib
+            );
+        }
+        Ok(ProbeOptions {
+            ring_buffer_bytes: self.ring_buffer_mib << 20,
+            families: self.families.0.clone(),
+            ..ProbeOptions::default()
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Audit a cgroup v2 subtree or a process tree until SIGTERM/SIGINT.
+    Run {
+        /// cgroup v2 directory to audit, with everything below it (absolute, or
+        /// relative to the cgroup2 root as in /proc/PID/cgroup).
+        #[arg(long, conflicts_with = "pid", required_unless_present = "pid")]
+        cgroup: Option<PathBuf>,
+        /// Process to audit, with all its present and future descendants.
+        #[arg(long)]
+        pid: Option<u32>,
+        #[command(flatten)]
+        capture: CaptureArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run CMD in a fresh cgroup and audit it and all its descendants until
+    /// the last one exits; exits with CMD's status.
+    Exec {
+        /// Where to create the per-run cgroup, relative to the cgroup2 root.
+        #[arg(long, default_value = "sandbox-audit")]
+        cgroup_parent: PathBuf,
+        #[command(flatten)]
+        capture: CaptureArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<OsString>,
+    },
+    /// Prove a log intact, or say which records were altered and how. Exit
+    /// status 0: intact; 1: tampering found; 2: could not verify.
+    Verify(VerifyArgs),
+    /// Print the latest signed checkpoint of a log, to keep off-host and pass
+    /// to `verify --anchor` later.
+    Checkpoint(CheckpointArgs),
+    /// Create the signing keys and print the trust root to keep off-host
+    /// (`run`/`exec` also create them on first use).
+    Keygen(KeygenArgs),
+}
+
+/// The capture settings, as recorded in the log's config.
+fn capture_config(c: &CaptureArgs) -> serde_json::Map<String, serde_json::Value> {
+    let families: Vec<&str> = c.families.0.iter().map(|f| f.name()).collect();
+    let v = serde_json::json!({
+        "ring_buffer_mib": c.ring_buffer_mib,
+        "drain_interval_ms": c.drain_interval_ms,
+        "families": families,
+    });
+    v.as_object().cloned().unwrap_or_default()
+}
+
+/// Exit codes as `env`/`timeout` use them when the command itself never ran.
+const EXIT_INTERNAL: u8 = 125;
+const EXIT_CANNOT_EXECUTE: u8 = 126;
+const EXIT_NOT_FOUND: u8 = 127;
+
+fn failure(e: &anyhow::Error) -> ExitCode {
+    eprintln!("sandbox-audit: error: {e:#}");
+    match e
+        .root_cause()
+        .downcast_ref::<io::Error>()
+        .map(io::Error::kind)
+    {
+        Some(io::ErrorKind::NotFound) if e.to_string().starts_with("cannot run") => {
+            ExitCode::from(EXIT_NOT_FOUND)
+        }
+        Some(io::ErrorKind::PermissionDenied) if e.to_string().starts_with("cannot run") => {
+            ExitCode::from(EXIT_CANNOT_EXECUTE)
+        }
+        _ => ExitCode::from(EXIT_INTERNAL),
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let stop = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => return failure(&e),
+    };
+    match cli.command {
+        Cmd::Run {
+            cgroup,
+            pid,
+            capture,
+            store,
+        } => {
+            let target = match (cgroup, pid) {
+                (Some(c), _) => Target::Cgroup(c),
+                (None, Some(p)) => Target::Pid(p),
+                (None, None) => unreachable!("clap requires --cgroup or --pid"),
+            };
+            let result = capture.probe_options().and_then(|o| {
+                with_store(
+                    &store,
+                    capture_config(&capture),
+                    |sink| {
+                        run(
+                            &target,
+                            &o,
+                            Duration::from_millis(capture.drain_interval_ms),
+                            &stop,
+                            sink,
+                        )
+                    },
+                    |_| format!("signal {}", stop.last()),
+                )
+            });
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => failure(&e),
+            }
+        }
+        Cmd::Exec {
+            cgroup_parent,
+            capture,
+            store,
+            command,
+        } => {
+            let result = capture.probe_options().and_then(|probe| {
+                let opts = ExecOptions {
+                    command,
+                    cgroup_parent,
+                    probe,
+                    interval: Duration::from_millis(capture.drain_interval_ms),
+                };
+                with_store(
+                    &store,
+                    capture_config(&capture),
+                    |sink| exec(&opts, &stop, sink),
+                    |r| match r {
+                        Ok(o) => format!("command ended with status {}", o.code()),
+                        Err(e) => format!("error: {e:#}"),
+                    },
+                )
+            });
+            match result {
+                Ok(outcome) => ExitCode::from(outcome.code().clamp(0, 255) as u8),
+                Err(e) => failure(&e),
+            }
+        }
+        Cmd::Verify(args) => match store_args::verify(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sandbox-audit: error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Checkpoint(args) => match store_args::checkpoint(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(&e),
+        },
+        Cmd::Keygen(args) => match store_args::keygen(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => failure(&e),
+        },
+    }
+}

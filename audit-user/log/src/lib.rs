@@ -1,0 +1,24 @@
+//! The tamper-evident log of sandbox-audit, with no kernel code in it.
+//!
+//! Writing: a [`record::Record`] enters through the [`sink::Sink`] trait,
+//! [`chain`] gives it `seq`, `prev_hash` and `hash` in its [`canonical`]
+//! form, [`merkle`] covers it, [`writer`] signs [`checkpoint`]s with the
+//! epoch [`keys`] and writes the [`lifecycle`] records, [`segment`] files
+//! hold the lines and [`store`] ties these together with group commit;
+//! [`recover`] checks a store's tail on restart. Reading: [`verify`] proves
+//! a log intact, sharing every format rule with the writer.
+
+pub mod canonical;
+pub mod chain;
+pub mod checkpoint;
+pub mod keys;
+pub mod lifecycle;
+pub mod merkle;
+pub mod output;
+pub mod record;
+pub mod recover;
+pub mod segment;
+pub mod sink;
+pub mod store;
+pub mod verify;
+pub mod writer;

@@ -1,0 +1,623 @@
+//! Stage 5: the tamper-evident store, a [`Sink`]. Records go through the
+//! [`LogWriter`] (chain, Merkle tree, checkpoints, key epochs) into
+//! append-only segment files with group commit: buffered lines are written
+//! and fdatasync'ed at most every `group_commit` (100 ms by default), and a
+//! record counts as durable only after that fsync. The capture loop calls
+//! [`Sink::flush`] every ~25 ms, which runs every timer here (group commit,
+//! checkpoints, heartbeat, key and segment rotation): no thread of our own.
+//!
+//! The durable point is observable: after each fsync the store logs
+//! `durable through seq N hash H` at debug level (target
+//! `audit_log::store`), and [`Store::durable`] returns it.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io::{self, Write},
+    os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::{
+    chain::Linked,
+    keys::{KeyDir, sync_dir},
+    lifecycle::{self, Torn},
+    record::{Json, Record, now_ns},
+    recover, segment,
+    sink::Sink,
+    writer::LogWriter,
+};
+
+pub const DEFAULT_LOG_DIR: &str = "/var/log/sandbox-audit";
+
+/// Store settings; all of them go into the config digest of the log.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    pub log_dir: PathBuf,
+    pub key_dir: PathBuf,
+    /// Longest time between write + fdatasync of buffered records.
+    pub group_commit: Duration,
+    /// A checkpoint after this many records…
+    pub checkpoint_every: u64,
+    /// …or this long after the last one, if any record came since…
+    pub checkpoint_interval: Duration,
+    /// …and at least this often even when nothing happens (heartbeat).
+    pub heartbeat: Duration,
+    /// Signing key lifetime; then the key rotates and the old secret is erased.
+    pub epoch: Duration,
+    /// A segment is sealed and a new one started past this size…
+    pub segment_max_bytes: u64,
+    /// …or after being written to for this long.
+    pub segment_max_age: Duration,
+    /// Capture settings, recorded with the store's own.
+    pub capture: Json,
+}
+
+impl StoreConfig {
+    pub fn new(log_dir: impl Into<PathBuf>, key_dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            log_dir: log_dir.into(),
+            key_dir: key_dir.into(),
+            group_commit: Duration::from_millis(100),
+            checkpoint_every: 1000,
+            checkpoint_interval: Duration::from_secs(1),
+            heartbeat: Duration::from_secs(10),
+            epoch: Duration::from_secs(3600),
+            segment_max_bytes: 64 << 20,
+            segment_max_age: Duration::from_secs(24 * 3600),
+            capture: Json::new(),
+        }
+    }
+
+    /// The config as recorded in `genesis`, `config` and digested in `start`.
+    pub fn to_json(&self) -> Json {
+        let ms = |d: Duration| Value::from(d.as_millis().min(u64::MAX as u128) as u64);
+        let mut m = Json::new();
+        m.insert(
+            "log_dir".into(),
+            self.log_dir.to_string_lossy().into_owned().into(),
+        );
+        m.insert(
+            "key_dir".into(),
+            self.key_dir.to_string_lossy().into_owned().into(),
+        );
+        m.insert("group_commit_ms".into(), ms(self.group_commit));
+        m.insert("checkpoint_every".into(), self.checkpoint_every.into());
+        m.insert(
+            "checkpoint_interval_ms".into(),
+            ms(self.checkpoint_interval),
+        );
+        m.insert("heartbeat_ms".into(), ms(self.heartbeat));
+        m.insert("epoch_ms".into(), ms(self.epoch));
+        m.insert("segment_max_bytes".into(), self.segment_max_bytes.into());
+        m.insert("segment_max_age_ms".into(), ms(self.segment_max_age));
+        m.insert("capture".into(), Value::Object(self.capture.clone()));
+        m
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.checkpoint_every == 0 {
+            bail!("checkpoint_every must be at least 1");
+        }
+        for (name, d) in [
+            ("group commit interval", self.group_commit),
+            ("checkpoint interval", self.checkpoint_interval),
+            ("heartbeat", self.heartbeat),
+            ("epoch", self.epoch),
+            ("segment age", self.segment_max_age),
+        ] {
+            if d.is_zero() {
+                bail!("the {name} must be longer than 0");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Flush the write buffer to the file (without fsync) past this size, so
+/// memory stays bounded between group commits.
+const WRITE_THRESHOLD: usize = 1 << 20;
+
+pub struct Store {
+    cfg: StoreConfig,
+    keys: KeyDir,
+    writer: LogWriter,
+    _lock: File,
+    file: File,
+    file_path: PathBuf,
+    file_len: u64,
+    file_opened: Instant,
+    /// Bytes of `writer.out()` already echoed (`--print`).
+    echoed: usize,
+    echo: Option<Box<dyn Write + Send>>,
+    /// Last record handed to the kernel, and last one fsynced.
+    written: Option<Linked>,
+    durable: Option<Linked>,
+    unsynced: bool,
+    last_commit: Instant,
+    last_checkpoint: Instant,
+    epoch_deadline: Instant,
+    /// Epochs whose secret is erased once the next commit is durable.
+    erase_after_commit: Vec<u64>,
+    session_records: u64,
+    closed: bool,
+}
+
+/// Takes the store's lock, waiting (with a warning) if another process
+/// holds it: two writers would fork the chain.
+fn lock(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        log::warn!(
+            "the store {} is in use by pid {}; waiting for it (use --log-dir for a separate store)",
+            dir.display(),
+            holder.trim()
+        );
+        // SAFETY: as above, blocking.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("locking {}", path.display()));
+        }
+    }
+    f.set_len(0)
+        .and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(f)
+}
+
+/// Whether a process holds the store's lock (i.e. is writing to it now).
+pub fn is_live(dir: &Path) -> bool {
+    let Ok(f) = File::open(dir.join("lock")) else {
+        return false;
+    };
+    // SAFETY: flock on an fd we own; released when `f` closes.
+    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
+}
+
+fn create_log_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        fs::create_dir_all(dir)
+            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("setting mode 0700 on {}", dir.display()))?;
+    } else if !dir.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    } else {
+        use std::os::unix::fs::MetadataExt;
+        let mode = fs::metadata(dir)?.mode() & 0o777;
+        if mode & 0o077 != 0 {
+            log::warn!(
+                "log directory {} has mode {mode:o}; 0700 is expected",
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn epoch_deadline(created: SystemTime, epoch: Duration) -> Instant {
+    let age = SystemTime::now()
+        .duration_since(created)
+        .unwrap_or_default();
+    Instant::now() + epoch.saturating_sub(age)
+}
+
+impl Store {
+    /// Opens (or creates) the store: a new store gets its genesis record; an
+    /// existing one is validated at its tail and continued, with a
+    /// `recovery` record if the last session did not end with `stop`.
+    pub fn open(cfg: StoreConfig) -> Result<Store> {
+        cfg.check()?;
+        let dir = cfg.log_dir.clone();
+        create_log_dir(&dir)?;
+        let lock = lock(&dir)?;
+        let (keys, created) = KeyDir::open_or_create(&cfg.key_dir, &lifecycle::host_id())?;
+        if created {
+            log::info!(
+                "created signing keys in {}; trust root (export it off-host): {}",
+                keys.path().display(),
+                keys.trust_root()?
+            );
+        }
+        let config = cfg.to_json();
+        let digest = lifecycle::config_digest(&config);
+        let mut notes: Vec<Record> = Vec::new();
+
+        let resumed = recover::resume(&dir, &keys)
+            .with_context(|| format!("refusing to extend the log in {}: its tail does not validate (run `sandbox-audit verify {}`)", dir.display(), dir.display()))?;
+        let (writer, file, file_path, erase) = match resumed {
+            None => {
+                if let Some(g) = keys.bound()? {
+                    bail!(
+                        "{} signs the log whose genesis record is {}, but {} holds no such log; \
+                         a new log needs its own keys (sandbox-audit keygen --key-dir NEW_DIR)",
+                        keys.path().display(),
+                        hex::encode(g),
+                        dir.display()
+                    );
+                }
+                if keys.secret_epochs()? != [0] {
+                    bail!(
+                        "{} has moved past epoch 0; a new log needs fresh keys",
+                        keys.path().display()
+                    );
+                }
+                let (_, torn) = recover::torn_without_records(&dir)?;
+                let mut w = LogWriter::genesis(keys.origin(), keys.load(0)?, &config)?;
+                if !torn.is_empty() {
+                    w.append(lifecycle::recovery(now_ns(), &torn, None))?;
+                }
+                seal_torn(&dir, &torn, &mut notes);
+                let (f, p) = new_segment(&dir, 0, &mut notes)?;
+                (w, f, p, vec![])
+            }
+            Some(r) => {
+                if let Some((g, origin)) = recover::genesis(&dir)? {
+                    if origin != keys.origin() {
+                        bail!(
+                            "{} is the log {origin}; {} holds the keys of {}",
+                            dir.display(),
+                            keys.path().display(),
+                            keys.origin()
+                        );
+                    }
+                    match keys.bound()? {
+                        Some(b) if b != g => bail!(
+                            "{} belongs to the log whose genesis is {}, not this one ({})",
+                            keys.path().display(),
+                            hex::encode(b),
+                            hex::encode(g)
+                        ),
+                        Some(_) => {}
+                        None => keys.bind(&g)?,
+                    }
+                }
+                let signer = keys.load(r.sign_epoch).with_context(|| {
+                    format!(
+                        "the secret for epoch {} is needed to continue this log",
+                        r.sign_epoch
+                    )
+                })?;
+                let latest = r.resume.latest_epoch;
+                let pending = if latest > r.sign_epoch {
+                    Some(keys.load(latest)?)
+                } else {
+                    None
+                };
+                // Secrets of closed epochs (a crash before erasing) and of
+                // epochs never announced (a crash mid-rotation) must go.
+                for e in keys.secret_epochs()? {
+                    if e < r.sign_epoch || e > latest {
+                        keys.erase(e)?;
+                    }
+                }
+                let mut w = LogWriter::resume(r.resume, signer);
+                let (f, p) = if !r.torn.is_empty() {
+                    seal_torn(&dir, &r.torn, &mut notes);
+                    new_segment(&dir, w.next_seq(), &mut notes)?
+                } else {
+                    let len = fs::metadata(&r.last_file).map(|m| m.len()).unwrap_or(0);
+                    let sealed = segment::flags(&r.last_file)
+                        .is_ok_and(|f| f & segment::FS_IMMUTABLE_FL != 0);
+                    if sealed || len >= cfg.segment_max_bytes {
+                        new_segment(&dir, w.next_seq(), &mut notes)?
+                    } else {
+                        let (f, refused) = segment::open_append(&r.last_file)?;
+                        if let Some(e) = refused {
+                            notes.push(refused_flag(&r.last_file, "append", &e));
+                        }
+                        (f, r.last_file.clone())
+                    }
+                };
+                if !r.clean || !r.torn.is_empty() {
+                    log::warn!(
+                        "the previous session ended without `stop` (last record seq {} `{}`{}); recording the recovery",
+                        r.last_seq,
+                        r.last_kind,
+                        if r.torn.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {} torn range(s)", r.torn.len())
+                        }
+                    );
+                    w.append(lifecycle::recovery(
+                        now_ns(),
+                        &r.torn,
+                        Some((r.last_seq, &r.last_kind)),
+                    ))?;
+                }
+                let mut erase = vec![];
+                if let Some(next) = pending {
+                    erase.push(w.close_epoch(next)?);
+                }
+                if w.config_digest() != digest {
+                    let prev = w.config_digest().to_string();
+                    w.append(lifecycle::config(now_ns(), &config, &prev))?;
+                    w.set_config_digest(digest.clone());
+                }
+                (w, f, p, erase)
+            }
+        };
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let now = Instant::now();
+        let mut store = Store {
+            epoch_deadline: epoch_deadline(writer.epoch_created(), cfg.epoch),
+            cfg,
+            keys,
+            writer,
+            _lock: lock,
+            file,
+            file_path,
+            file_len,
+            file_opened: now,
+            echoed: 0,
+            echo: None,
+            written: None,
+            durable: None,
+            unsynced: false,
+            last_commit: now,
+            last_checkpoint: now,
+            erase_after_commit: erase,
+            session_records: 0,
+            closed: false,
+        };
+        for n in notes {
+            store.writer.append(n)?;
+        }
+        store.commit()?;
+        if store.keys.bound()?.is_none()
+            && let Some((g, _)) = recover::genesis(&dir)?
+        {
+            store.keys.bind(&g)?;
+        }
+        Ok(store)
+    }
+
+    /// Echo every stored line to `out` too (`--print`).
+    pub fn echo_to(&mut self, out: Box<dyn Write + Send>) {
+        self.echo = Some(out);
+    }
+
+    pub fn log_dir(&self) -> &Path {
+        &self.cfg.log_dir
+    }
+
+    /// The last record known to be on disk (after fdatasync).
+    pub fn durable(&self) -> Option<Linked> {
+        self.durable
+    }
+
+    /// The last record appended (durable or not).
+    pub fn last(&self) -> Option<Linked> {
+        self.writer.last()
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.writer.epoch()
+    }
+
+    /// The latest signed checkpoint note.
+    pub fn last_note(&self) -> Option<&str> {
+        self.writer.last_note()
+    }
+
+    fn checkpoint(&mut self, reason: &str) -> Result<()> {
+        self.writer.checkpoint(reason)?;
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    /// `--print` is a convenience: a closed stdout must not stop the log.
+    fn echo_pending(&mut self) -> Result<()> {
+        if let Some(e) = self.echo.as_mut() {
+            let out = self.writer.out();
+            if self.echoed < out.len() {
+                let r = e.write_all(&out[self.echoed..]).and_then(|_| e.flush());
+                self.echoed = out.len();
+                if let Err(err) = r {
+                    log::warn!("cannot print records any more ({err}); the log is still written");
+                    self.echo = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Hands buffered lines to the kernel (one write; no fsync).
+    fn write_out(&mut self) -> Result<()> {
+        self.echo_pending()?;
+        let out = self.writer.out();
+        if out.is_empty() {
+            return Ok(());
+        }
+        self.file
+            .write_all(out)
+            .with_context(|| format!("writing to {}", self.file_path.display()))?;
+        // Start writeback of these bytes now, so the disk works while we
+        // chain the next records and the group commit's fdatasync only waits
+        // for the tail. Advisory: durability still comes from fdatasync.
+        // SAFETY: plain syscall on our own fd.
+        unsafe {
+            libc::sync_file_range(
+                self.file.as_raw_fd(),
+                self.file_len as libc::off64_t,
+                out.len() as libc::off64_t,
+                libc::SYNC_FILE_RANGE_WRITE,
+            )
+        };
+        self.file_len += out.len() as u64;
+        out.clear();
+        self.echoed = 0;
+        self.unsynced = true;
+        self.written = self.writer.last();
+        Ok(())
+    }
+
+    /// Group commit: write what is buffered, fdatasync, and only then count
+    /// it durable (and erase a closed epoch's secret, if one waits on it).
+    fn commit(&mut self) -> Result<()> {
+        self.write_out()?;
+        if self.unsynced {
+            self.file
+                .sync_data()
+                .with_context(|| format!("syncing {}", self.file_path.display()))?;
+            self.unsynced = false;
+            self.durable = self.written;
+            if let Some(d) = self.durable {
+                log::debug!("durable through seq {} hash {}", d.seq, hex::encode(d.hash));
+            }
+        }
+        self.last_commit = Instant::now();
+        for e in std::mem::take(&mut self.erase_after_commit) {
+            self.keys.erase(e)?;
+            log::info!("epoch {e} closed; its secret is erased");
+        }
+        Ok(())
+    }
+
+    fn rotate_key(&mut self) -> Result<()> {
+        let next = self.keys.create_epoch(self.writer.epoch() + 1)?;
+        let old = self.writer.rotate(next)?;
+        self.last_checkpoint = Instant::now();
+        self.erase_after_commit.push(old);
+        self.epoch_deadline = Instant::now() + self.cfg.epoch;
+        self.commit()
+    }
+
+    fn rotate_segment(&mut self) -> Result<()> {
+        self.checkpoint("segment")?;
+        self.commit()?;
+        let old = self.file_path.clone();
+        let mut notes = Vec::new();
+        if let Err(e) = segment::seal(&old) {
+            notes.push(refused_flag(&old, "immutable", &e));
+        }
+        let (f, p) = new_segment(&self.cfg.log_dir, self.writer.next_seq(), &mut notes)?;
+        self.file = f;
+        self.file_path = p;
+        self.file_len = 0;
+        self.file_opened = Instant::now();
+        for n in notes {
+            self.writer.append(n)?;
+        }
+        Ok(())
+    }
+
+    /// Runs whatever timer is due.
+    fn tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if now >= self.epoch_deadline {
+            self.rotate_key()?;
+        }
+        let since = self.last_checkpoint.elapsed();
+        if since >= self.cfg.heartbeat {
+            self.checkpoint("heartbeat")?;
+        } else if self.writer.since_checkpoint() > 0 && since >= self.cfg.checkpoint_interval {
+            self.checkpoint("interval")?;
+        }
+        if self.file_len >= self.cfg.segment_max_bytes
+            || self.file_opened.elapsed() >= self.cfg.segment_max_age
+        {
+            self.rotate_segment()?;
+        }
+        self.echo_pending()?;
+        if self.last_commit.elapsed() >= self.cfg.group_commit {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Clean shutdown: `stop`, a final checkpoint covering it, fsync.
+    pub fn close(mut self, reason: &str) -> Result<()> {
+        self.writer
+            .append(lifecycle::stop(now_ns(), reason, self.session_records))?;
+        self.checkpoint("stop")?;
+        self.commit()?;
+        self.closed = true;
+        Ok(())
+    }
+}
+
+impl Sink for Store {
+    fn start(&mut self, scope: Json) -> Result<()> {
+        let digest = self.writer.config_digest().to_string();
+        self.writer
+            .append(lifecycle::start(now_ns(), scope, &digest))?;
+        self.commit()
+    }
+
+    fn accept(&mut self, record: Record) -> Result<()> {
+        self.writer.append(record)?;
+        self.session_records += 1;
+        if self.writer.since_checkpoint() >= self.cfg.checkpoint_every {
+            self.checkpoint("count")?;
+        }
+        if self.writer.out().len() >= WRITE_THRESHOLD {
+            self.write_out()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.tick()
+    }
+}
+
+impl Drop for Store {
+    /// Not closed (an error unwound past us): keep what we have. The next
+    /// start sees no `stop` and records a recovery.
+    fn drop(&mut self) {
+        if !self.closed
+            && let Err(e) = self.commit()
+        {
+            log::error!("could not write the last records: {e:#}");
+        }
+    }
+}
+
+fn refused_flag(path: &Path, flag: &str, e: &io::Error) -> Record {
+    log::warn!(
+        "THE FILESYSTEM REFUSED the {flag} flag on {}: {e}; the segment is NOT protected against modification \
+         by root (recorded in the log)",
+        path.display()
+    );
+    lifecycle::protection(now_ns(), &segment::file_name(path), flag, &e.to_string())
+}
+
+/// Seals the files a crash left torn: nothing may be appended to them.
+fn seal_torn(dir: &Path, torn: &[Torn], notes: &mut Vec<Record>) {
+    for t in torn {
+        let p = dir.join(&t.file);
+        if let Err(e) = segment::seal(&p) {
+            notes.push(refused_flag(&p, "immutable", &e));
+        }
+    }
+}
+
+fn new_segment(dir: &Path, first_seq: u64, notes: &mut Vec<Record>) -> Result<(File, PathBuf)> {
+    let (f, p, refused) = segment::create(dir, first_seq)?;
+    if let Some(e) = refused {
+        notes.push(refused_flag(&p, "append", &e));
+    }
+    sync_dir(dir)?;
+    Ok((f, p))
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;
