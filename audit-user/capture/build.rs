@@ -11,6 +11,12 @@ fn main() -> anyhow::Result<()> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../audit-ebpf");
     let common = concat!(env!("CARGO_MANIFEST_DIR"), "/../../audit-common");
     println!("cargo:rerun-if-changed={common}");
+    // aya-build turns every line the nested cargo prints on stderr into a
+    // `cargo:warning`, so "Compiling core …" would show as dozens of
+    // warnings. Quiet status output; compiler diagnostics (real warnings and
+    // errors) still come through as JSON messages.
+    // SAFETY: a build script is single-threaded here.
+    unsafe { std::env::set_var("CARGO_TERM_QUIET", "true") };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "audit-ebpf",

@@ -1,5 +1,7 @@
-//! `cargo xtask test`: the whole suite, as CI runs it. Prints one summary line
-//! ("summary: N passed, N failed, N skipped") after cargo's own output.
+//! `cargo xtask test`: the whole suite, as CI runs it: formatting and lint
+//! checks, every test of the workspace as root, and a short fuzz run. Prints
+//! one summary line ("summary: N passed, N failed, N skipped") at the end;
+//! each check and fuzz target counts as one test in it.
 
 use std::{
     io::{BufRead, BufReader},
@@ -44,6 +46,19 @@ pub fn run(extra: &[String]) -> Result<()> {
     if unsafe_geteuid() != 0 {
         bail!("the test suite loads eBPF programs and creates cgroups: run it as root");
     }
+    let mut totals = Totals::default();
+    // The whole suite only, not when filtering tests: hygiene first, so a
+    // formatting slip is reported even when a test also fails.
+    if extra.is_empty() {
+        for (name, ok) in hygiene()? {
+            println!("check {name} ... {}", if ok { "ok" } else { "FAILED" });
+            if ok {
+                totals.passed += 1;
+            } else {
+                totals.failed += 1;
+            }
+        }
+    }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(root())
         .args(["test", "--workspace", "--no-fail-fast"])
@@ -51,7 +66,6 @@ pub fn run(extra: &[String]) -> Result<()> {
         .stdout(Stdio::piped());
     let mut child = cmd.spawn().context("starting cargo test")?;
     let stdout = child.stdout.take().context("cargo test stdout")?;
-    let mut totals = Totals::default();
     for line in BufReader::new(stdout).lines() {
         let line = line.context("reading cargo test output")?;
         println!("{line}");
@@ -80,6 +94,35 @@ pub fn run(extra: &[String]) -> Result<()> {
         bail!("no test ran");
     }
     Ok(())
+}
+
+/// `cargo fmt --check` and clippy with warnings denied over every target.
+fn hygiene() -> Result<Vec<(&'static str, bool)>> {
+    let checks: [(&str, &[&str]); 2] = [
+        ("cargo fmt --all --check", &["fmt", "--all", "--check"]),
+        (
+            "cargo clippy --workspace --all-targets -- -D warnings",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--quiet",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    ];
+    let mut results = Vec::new();
+    for (name, args) in checks {
+        let status = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(args)
+            .status()
+            .with_context(|| format!("running {name}"))?;
+        results.push((name, status.success()));
+    }
+    Ok(results)
 }
 
 fn unsafe_geteuid() -> u32 {
