@@ -195,7 +195,13 @@ pub fn record_in_cgroup(
         }
         status.is_none() || cgroup::populated(cg.path()).unwrap_or(false)
     });
-    (rec, status.expect("status"))
+    // pump_while returns only once the status is known; wait() reaps it
+    // again if not, so no path leaves a zombie.
+    let status = match status {
+        Some(s) => s,
+        None => child.wait().expect("wait"),
+    };
+    (rec, status)
 }
 
 fn workspace_root() -> PathBuf {
