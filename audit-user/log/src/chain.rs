@@ -51,7 +51,7 @@ impl Chain {
     /// Continues after the record `seq` with hash `hash` (a restart).
     pub fn resume(last_seq: u64, last_hash: Hash) -> Chain {
         Chain {
-            next_seq: last_seq + 1,
+            next_seq: last_seq.saturating_add(1),
             prev: last_hash,
         }
     }

@@ -20,6 +20,7 @@ pub const KEY_ROTATION: &str = "key_rotation";
 pub const CHECKPOINT: &str = "checkpoint";
 pub const PROTECTION: &str = "protection";
 pub const UNENCODABLE: &str = "unencodable_record";
+pub const STORE_ERROR: &str = "store_error";
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -113,6 +114,14 @@ pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<(u64, &str)>) -> Recor
         r = r.with("last_seq", seq).with("last_kind", kind);
     }
     r
+}
+
+/// The store's last word when it cannot go on writing (ENOSPC, EIO): why.
+/// Records after it were lost; `verify` reports the log incomplete.
+pub fn store_error(time_ns: u64, error: &str, lost_records: u64) -> Record {
+    Record::new(STORE_ERROR, time_ns)
+        .with("error", error)
+        .with("lost_records", lost_records)
 }
 
 pub fn config(time_ns: u64, config: &Json, previous_digest: &str) -> Record {

@@ -174,18 +174,9 @@ fn lock(dir: &Path) -> Result<File> {
         }
     }
     f.set_len(0)
-        .and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .and_then(|_| f.write_all(crate::lockfile::contents().as_bytes()))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(f)
-}
-
-/// Whether a process holds the store's lock (i.e. is writing to it now).
-pub fn is_live(dir: &Path) -> bool {
-    let Ok(f) = File::open(dir.join("lock")) else {
-        return false;
-    };
-    // SAFETY: flock on an fd we own; released when `f` closes.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
 }
 
 fn create_log_dir(dir: &Path) -> Result<()> {
