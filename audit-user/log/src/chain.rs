@@ -116,7 +116,8 @@ impl Chain {
             seq: self.next_seq,
             hash,
         };
-        self.next_seq += 1;
+        // 2^64 records cannot be written; saturate rather than panic.
+        self.next_seq = self.next_seq.saturating_add(1);
         self.prev = hash;
         Ok(linked)
     }

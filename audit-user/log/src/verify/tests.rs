@@ -28,6 +28,14 @@ pub(crate) fn trust_root() -> (String, [u8; 32]) {
 /// with a checkpoint after every 10 and a key rotation after every 45, stop
 /// and its checkpoint. Returns the segment bytes.
 pub(crate) fn multi_epoch_log(events: u64) -> Vec<u8> {
+    let mut w = session(events);
+    w.append(lifecycle::stop(9_000_000, "done", events)).unwrap();
+    w.checkpoint("stop").unwrap();
+    std::mem::take(w.out())
+}
+
+/// The same session, not ended: as a killed recorder leaves it.
+fn session(events: u64) -> LogWriter {
     let mut w = LogWriter::genesis(ORIGIN, key(0), &Json::new()).unwrap();
     let digest = w.config_digest().to_string();
     w.append(lifecycle::start(1_000, Json::new(), &digest))
@@ -45,9 +53,7 @@ pub(crate) fn multi_epoch_log(events: u64) -> Vec<u8> {
             w.rotate(next).unwrap();
         }
     }
-    w.append(lifecycle::stop(9_000_000, "done", events)).unwrap();
-    w.checkpoint("stop").unwrap();
-    std::mem::take(w.out())
+    w
 }
 
 fn verify_bytes(data: &[u8]) -> Report {
@@ -170,5 +176,89 @@ fn random_flips_over_a_multi_epoch_log_are_caught_in_their_window() {
             kinds[seq],
             render_text(&r)
         );
+    }
+}
+
+#[test]
+fn a_session_without_stop_is_incomplete_not_tampered() {
+    let mut w = session(30);
+    let log = std::mem::take(w.out());
+    let r = verify_bytes(&log);
+    assert_eq!(r.status(), Status::Incomplete, "{}", render_text(&r));
+    let i = r.incomplete().unwrap();
+    assert_eq!((i.session_seq, i.last_seq), (0, r.summary.records - 1));
+    assert_eq!(i.reason, None);
+    let text = render_text(&r);
+    assert!(text.starts_with("INCOMPLETE: "), "{text}");
+    assert!(text.contains("THE RECORD STOPS EARLY after seq"), "{text}");
+    assert_eq!(render_json(&r)["status"], "incomplete");
+    // Being written right now: an open session is expected.
+    let live = Options {
+        pubkey: Some(trust_root()),
+        live: true,
+        ..Options::default()
+    };
+    let r = verify_segments(&[("seg-0.log", &log)], &live).unwrap();
+    assert_eq!(r.status(), Status::Intact, "{}", render_text(&r));
+}
+
+#[test]
+fn an_unfinished_write_ends_an_incomplete_log_but_is_torn_after_stop() {
+    let mut w = session(30);
+    let mut log = std::mem::take(w.out());
+    log.extend_from_slice(b"{\"half a rec");
+    let r = verify_bytes(&log);
+    assert_eq!(r.status(), Status::Incomplete, "{}", render_text(&r));
+    let t = r.incomplete().unwrap().unfinished.clone().unwrap();
+    assert_eq!(t.length, 12);
+    // After a clean stop nothing was being written: bytes there are not
+    // a crash's.
+    let mut log = multi_epoch_log(30);
+    let n = log.len() as u64;
+    log.extend_from_slice(b"{\"half a rec");
+    let r = verify_bytes(&log);
+    assert_eq!(verdicts(&r), vec![(VerdictKind::TornTail, r.summary.records)]);
+    assert!(r.verdicts[0].detail.contains(&format!("offset {n}")));
+}
+
+#[test]
+fn a_store_error_record_gives_the_reason() {
+    let mut w = session(12);
+    w.append(lifecycle::store_error(5_000_000, "writing to seg: No space left on device (os error 28)", 3))
+        .unwrap();
+    let log = std::mem::take(w.out());
+    let r = verify_bytes(&log);
+    assert_eq!(r.status(), Status::Incomplete, "{}", render_text(&r));
+    let why = r.incomplete().unwrap().reason.clone().unwrap();
+    assert!(why.contains("No space left"), "{why}");
+    assert!(render_text(&r).contains("the store stopped on an error: writing to seg: No space"));
+}
+
+#[test]
+fn a_recovery_accounts_for_the_session_before_it() {
+    let mut w = session(12);
+    w.append(lifecycle::recovery(6_000_000, &[], Some((13, "exec"))))
+        .unwrap();
+    w.append(lifecycle::stop(7_000_000, "done", 0)).unwrap();
+    w.checkpoint("stop").unwrap();
+    let r = verify_bytes(&std::mem::take(w.out()));
+    assert_eq!(r.status(), Status::Intact, "{}", render_text(&r));
+}
+
+/// A self-consistent record claiming a seq near u64::MAX: verdicts, no
+/// arithmetic overflow.
+#[test]
+fn a_seq_near_u64_max_is_a_verdict_not_a_panic() {
+    let mut log = multi_epoch_log(5);
+    let mut chain = crate::chain::Chain::resume(u64::MAX - 1, [7; 32]);
+    for i in 0..3 {
+        let r = Record::new("exec", 10 + i).with("n", i);
+        chain.append(&r, &mut log).unwrap();
+    }
+    let r = verify_bytes(&log);
+    assert_eq!(r.status(), Status::Tampered, "{}", render_text(&r));
+    assert_eq!(r.verdicts[0].kind, VerdictKind::Deleted, "{}", render_text(&r));
+    for v in &r.verdicts {
+        assert!(v.first_seq <= v.last_seq, "{v:?}");
     }
 }
