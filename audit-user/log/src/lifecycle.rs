@@ -101,17 +101,30 @@ pub fn stop(time_ns: u64, reason: &str, records: u64) -> Record {
         .with("records", records)
 }
 
+/// The record before a recovery: the last intact one the crash left.
+pub struct LastRecord<'a> {
+    pub seq: u64,
+    pub kind: &'a str,
+    pub time_ns: u64,
+}
+
 /// After a session that ended without `stop`: `last` is the last intact
 /// record before this one (None when a crash tore the genesis record).
-pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<(u64, &str)>) -> Record {
+/// The gap from `last_time_ns` to this record's `time_ns` is when nothing
+/// was recorded (`gap_ns`).
+pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<LastRecord>) -> Record {
     let mut r = Record::new(RECOVERY, time_ns)
         .with(
             "torn",
             Value::Array(torn.iter().map(Torn::to_json).collect()),
         )
         .with("boot_id", boot_id());
-    if let Some((seq, kind)) = last {
-        r = r.with("last_seq", seq).with("last_kind", kind);
+    if let Some(l) = last {
+        r = r
+            .with("last_seq", l.seq)
+            .with("last_kind", l.kind)
+            .with("last_time_ns", l.time_ns)
+            .with("gap_ns", time_ns.saturating_sub(l.time_ns));
     }
     r
 }

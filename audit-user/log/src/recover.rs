@@ -59,6 +59,9 @@ pub struct Resumed {
     pub clean: bool,
     pub last_seq: u64,
     pub last_kind: String,
+    /// When the last intact record was written (the start of the gap a
+    /// restart after a crash leaves).
+    pub last_time_ns: u64,
     /// Bytes after the last complete record, per file, in log order.
     pub torn: Vec<Torn>,
     /// The segment holding the last complete record.
@@ -301,6 +304,7 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
         clean,
         last_seq: last.parsed.seq,
         last_kind: last.kind().to_string(),
+        last_time_ns: last.parsed.time_ns,
         torn,
         last_file,
     }))

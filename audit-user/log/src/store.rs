@@ -343,7 +343,11 @@ impl Store {
                     w.append(lifecycle::recovery(
                         now_ns(),
                         &r.torn,
-                        Some((r.last_seq, &r.last_kind)),
+                        Some(lifecycle::LastRecord {
+                            seq: r.last_seq,
+                            kind: &r.last_kind,
+                            time_ns: r.last_time_ns,
+                        }),
                     ))?;
                 }
                 let mut erase = vec![];

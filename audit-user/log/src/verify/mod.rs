@@ -499,6 +499,9 @@ pub struct Summary {
     pub checkpoints: u64,
     pub sessions: u64,
     pub recoveries: u64,
+    /// The longest gap a crash left (a recovery's `gap_ns`: last record
+    /// before the crash → the restart), and the recovery's seq.
+    pub longest_gap: Option<(u64, u64)>,
     pub torn_recovered: u64,
     pub loss_records: u64,
     pub lost_events: u64,
@@ -514,7 +517,13 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn count(&mut self, kind: Kind, time_ns: u64, json: Option<&Json>) {
+    fn count(&mut self, kind: Kind, seq: u64, time_ns: u64, json: Option<&Json>) {
+        if kind == Kind::Recovery
+            && let Some(gap) = json.and_then(|j| j.get("gap_ns")).and_then(|g| g.as_u64())
+            && self.longest_gap.is_none_or(|(_, g)| gap > g)
+        {
+            self.longest_gap = Some((seq, gap));
+        }
         self.first_time_ns = Some(self.first_time_ns.map_or(time_ns, |t| t.min(time_ns)));
         self.last_time_ns = Some(self.last_time_ns.map_or(time_ns, |t| t.max(time_ns)));
         match kind {

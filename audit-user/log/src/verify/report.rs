@@ -116,6 +116,12 @@ pub fn render_text(r: &Report) -> String {
             "  sessions:     {}; crash recoveries: {} ({} torn range(s) accounted for)\n",
             s.sessions, s.recoveries, s.torn_recovered
         );
+        if let Some((seq, gap)) = s.longest_gap {
+            out += &format!(
+                "  gaps:         nothing was recorded for up to {:.3} s before a restart (longest: the recovery at seq {seq})\n",
+                gap as f64 / 1e9
+            );
+        }
         out += &format!(
             "  loss:         {} loss record(s), {} event(s) the kernel could not deliver\n",
             s.loss_records, s.lost_events
@@ -210,6 +216,8 @@ pub fn render_json(r: &Report) -> Value {
             "sessions": s.sessions,
             "recoveries": s.recoveries,
             "torn_recovered": s.torn_recovered,
+            "longest_gap_ns": s.longest_gap.map(|(_, g)| g),
+            "longest_gap_seq": s.longest_gap.map(|(q, _)| q),
             "loss_records": s.loss_records,
             "lost_events": s.lost_events,
             "protection_refusals": s.protection_refusals,

@@ -237,12 +237,18 @@ fn a_store_error_record_gives_the_reason() {
 #[test]
 fn a_recovery_accounts_for_the_session_before_it() {
     let mut w = session(12);
-    w.append(lifecycle::recovery(6_000_000, &[], Some((13, "exec"))))
+    let last = lifecycle::LastRecord {
+        seq: 13,
+        kind: "exec",
+        time_ns: 2_011,
+    };
+    w.append(lifecycle::recovery(6_000_000, &[], Some(last)))
         .unwrap();
     w.append(lifecycle::stop(7_000_000, "done", 0)).unwrap();
     w.checkpoint("stop").unwrap();
     let r = verify_bytes(&std::mem::take(w.out()));
     assert_eq!(r.status(), Status::Intact, "{}", render_text(&r));
+    assert_eq!(r.summary.longest_gap.map(|g| g.1), Some(6_000_000 - 2_011));
 }
 
 /// A self-consistent record claiming a seq near u64::MAX: verdicts, no
