@@ -105,8 +105,14 @@ fn changing_one_byte_of_any_field_is_modified() {
     // Both kinds of checkpoint are in the capture.
     let closes_rotation = |m: &store_util::Rec| m["epoch"] != m["latest_epoch"];
     let cps: Vec<_> = c.lines.iter().filter(|m| kind(m) == "checkpoint").collect();
-    assert!(cps.iter().any(|m| closes_rotation(m)), "no rotation-closing checkpoint");
-    assert!(cps.iter().any(|m| !closes_rotation(m)), "no ordinary checkpoint");
+    assert!(
+        cps.iter().any(|m| closes_rotation(m)),
+        "no rotation-closing checkpoint"
+    );
+    assert!(
+        cps.iter().any(|m| !closes_rotation(m)),
+        "no ordinary checkpoint"
+    );
     let mut offset = 0;
     let mut tried = 0;
     for (i, m) in c.lines.iter().enumerate() {
@@ -118,7 +124,11 @@ fn changing_one_byte_of_any_field_is_modified() {
                 let mut forged = log.clone();
                 forged[offset + at] = flip(forged[offset + at]);
                 let r = audit_log::verify::verify_segments(&[("seg", &forged)], &opts).unwrap();
-                let vs: Vec<_> = r.verdicts.iter().map(|v| (v.kind.name(), v.first_seq)).collect();
+                let vs: Vec<_> = r
+                    .verdicts
+                    .iter()
+                    .map(|v| (v.kind.name(), v.first_seq))
+                    .collect();
                 assert_eq!(
                     vs,
                     vec![("modified", i as u64)],
@@ -134,7 +144,15 @@ fn changing_one_byte_of_any_field_is_modified() {
     assert!(tried > 400, "only {tried} fields tried");
 
     // Through the binary: one record of each kind.
-    for k in ["genesis", "start", "exec", "fork", "exit", "key_rotation", "checkpoint"] {
+    for k in [
+        "genesis",
+        "start",
+        "exec",
+        "fork",
+        "exit",
+        "key_rotation",
+        "checkpoint",
+    ] {
         let i = c.lines.iter().rposition(|m| kind(m) == k).unwrap();
         let line = store_util::canonical_line(&c.lines[i]);
         for (field, at) in field_bytes(&line) {

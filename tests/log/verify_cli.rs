@@ -256,9 +256,21 @@ fn an_unfinished_session_is_incomplete_with_exit_3() {
 
 /// `sandbox-audit run` on a sleeping process, its stderr read for the
 /// durable point.
-fn recorder(log: &str, keys: &str, pid: u32) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+fn recorder(
+    log: &str,
+    keys: &str,
+    pid: u32,
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(sandbox_audit())
-        .args(["run", "--pid", &pid.to_string(), "--log-dir", log, "--key-dir", keys])
+        .args([
+            "run",
+            "--pid",
+            &pid.to_string(),
+            "--log-dir",
+            log,
+            "--key-dir",
+            keys,
+        ])
         .env("RUST_LOG", "audit_log::store=debug,info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -279,7 +291,10 @@ fn recorder(log: &str, keys: &str, pid: u32) -> (std::process::Child, std::sync:
 #[test]
 fn a_recorder_killed_with_sigkill_leaves_an_incomplete_log() {
     let dir = TempDir::new("verify-killed");
-    let (log, keys) = (format!("{}/log", dir.path()), format!("{}/keys", dir.path()));
+    let (log, keys) = (
+        format!("{}/log", dir.path()),
+        format!("{}/keys", dir.path()),
+    );
     let mut target = Command::new("sleep").arg("600").spawn().unwrap();
     let (mut child, lines) = recorder(&log, &keys, target.id());
     // Wait (generously) for the first durable commit.

@@ -8,9 +8,7 @@
 //! This is a consistency check against the keys on this host, not the audit
 //! (`verify` with an off-host trust root and anchor is).
 
-use std::{
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 

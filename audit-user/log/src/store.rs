@@ -505,7 +505,9 @@ impl Store {
                 );
                 self.durable = self.writer.last();
             }
-            Err(e2) => log::error!("{why}; the store_error record could not be written either: {e2:#}"),
+            Err(e2) => {
+                log::error!("{why}; the store_error record could not be written either: {e2:#}")
+            }
         }
         self.writer.out().clear();
         anyhow::anyhow!("{why}")

@@ -498,7 +498,8 @@ impl Engine {
             self.recent.pop_front();
         }
         self.recent.push_back((seq, hash));
-        self.summary.count(item.kind, seq, time, item.json.as_deref());
+        self.summary
+            .count(item.kind, seq, time, item.json.as_deref());
     }
 
     fn fields_or_modified(&mut self, item: &Item, seq: u64) -> Option<Json> {

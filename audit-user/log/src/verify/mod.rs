@@ -25,9 +25,10 @@ use crate::{
     chain::parse_line,
     checkpoint::{Checkpoint, Note, parse_checkpoint, parse_note, parse_vkey},
     lifecycle::{self, Torn},
+    lockfile,
     merkle::{Hash, leaf_hash, sha256},
     record::Json,
-    lockfile, segment, store,
+    segment, store,
 };
 
 /// The kinds of tampering `verify` reports.
@@ -533,10 +534,11 @@ impl Summary {
             Kind::Unencodable => self.unencodable += 1,
             Kind::Loss => {
                 self.loss_records += 1;
-                self.lost_events = self.lost_events.saturating_add(json
-                    .and_then(|j| j.get("count"))
-                    .and_then(|c| c.as_u64())
-                    .unwrap_or(0));
+                self.lost_events = self.lost_events.saturating_add(
+                    json.and_then(|j| j.get("count"))
+                        .and_then(|c| c.as_u64())
+                        .unwrap_or(0),
+                );
             }
             _ => {}
         }

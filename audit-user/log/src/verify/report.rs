@@ -103,7 +103,12 @@ pub fn render_text(r: &Report) -> String {
         } else {
             "INTACT"
         };
-        out += &format!("{head}: {} records ({}), {}\n", s.records, seqs(s.records), span(s));
+        out += &format!(
+            "{head}: {} records ({}), {}\n",
+            s.records,
+            seqs(s.records),
+            span(s)
+        );
         if let Some(i) = &s.incomplete {
             out += &incomplete_text(i);
         }

@@ -29,7 +29,8 @@ pub(crate) fn trust_root() -> (String, [u8; 32]) {
 /// and its checkpoint. Returns the segment bytes.
 pub(crate) fn multi_epoch_log(events: u64) -> Vec<u8> {
     let mut w = session(events);
-    w.append(lifecycle::stop(9_000_000, "done", events)).unwrap();
+    w.append(lifecycle::stop(9_000_000, "done", events))
+        .unwrap();
     w.checkpoint("stop").unwrap();
     std::mem::take(w.out())
 }
@@ -217,15 +218,22 @@ fn an_unfinished_write_ends_an_incomplete_log_but_is_torn_after_stop() {
     let n = log.len() as u64;
     log.extend_from_slice(b"{\"half a rec");
     let r = verify_bytes(&log);
-    assert_eq!(verdicts(&r), vec![(VerdictKind::TornTail, r.summary.records)]);
+    assert_eq!(
+        verdicts(&r),
+        vec![(VerdictKind::TornTail, r.summary.records)]
+    );
     assert!(r.verdicts[0].detail.contains(&format!("offset {n}")));
 }
 
 #[test]
 fn a_store_error_record_gives_the_reason() {
     let mut w = session(12);
-    w.append(lifecycle::store_error(5_000_000, "writing to seg: No space left on device (os error 28)", 3))
-        .unwrap();
+    w.append(lifecycle::store_error(
+        5_000_000,
+        "writing to seg: No space left on device (os error 28)",
+        3,
+    ))
+    .unwrap();
     let log = std::mem::take(w.out());
     let r = verify_bytes(&log);
     assert_eq!(r.status(), Status::Incomplete, "{}", render_text(&r));
@@ -263,7 +271,12 @@ fn a_seq_near_u64_max_is_a_verdict_not_a_panic() {
     }
     let r = verify_bytes(&log);
     assert_eq!(r.status(), Status::Tampered, "{}", render_text(&r));
-    assert_eq!(r.verdicts[0].kind, VerdictKind::Deleted, "{}", render_text(&r));
+    assert_eq!(
+        r.verdicts[0].kind,
+        VerdictKind::Deleted,
+        "{}",
+        render_text(&r)
+    );
     for v in &r.verdicts {
         assert!(v.first_seq <= v.last_seq, "{v:?}");
     }
