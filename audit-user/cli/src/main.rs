@@ -93,7 +93,9 @@ enum Cmd {
         command: Vec<OsString>,
     },
     /// Prove a log intact, or say which records were altered and how. Exit
-    /// status 0: intact; 1: tampering found; 2: could not verify.
+    /// status 0: intact; 1: tampering found; 2: could not verify; 3: no
+    /// tampering, but incomplete (the last session has no `stop` and no
+    /// later `recovery`, and no sandbox-audit is writing the store).
     Verify(VerifyArgs),
     /// Print the latest signed checkpoint of a log, to keep off-host and pass
     /// to `verify --anchor` later.
@@ -139,9 +141,18 @@ fn failure(e: &anyhow::Error) -> ExitCode {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    let stop = match StopSignals::install() {
-        Ok(s) => s,
-        Err(e) => return failure(&e),
+    // Only a capture turns SIGINT/SIGTERM into a clean stop (it must write
+    // `stop` and its checkpoint); verify, checkpoint and keygen keep the
+    // default action and die at once.
+    let stop = match &cli.command {
+        Cmd::Run { .. } | Cmd::Exec { .. } => match StopSignals::install() {
+            Ok(s) => Some(s),
+            Err(e) => return failure(&e),
+        },
+        _ => None,
+    };
+    let Some(stop) = stop.as_ref() else {
+        return other(cli.command);
     };
     match cli.command {
         Cmd::Run {
@@ -164,7 +175,7 @@ fn main() -> ExitCode {
                             &target,
                             &o,
                             Duration::from_millis(capture.drain_interval_ms),
-                            &stop,
+                            stop,
                             sink,
                         )
                     },
@@ -192,7 +203,7 @@ fn main() -> ExitCode {
                 with_store(
                     &store,
                     capture_config(&capture),
-                    |sink| exec(&opts, &stop, sink),
+                    |sink| exec(&opts, stop, sink),
                     |r| match r {
                         Ok(o) => format!("command ended with status {}", o.code()),
                         Err(e) => format!("error: {e:#}"),
@@ -204,9 +215,15 @@ fn main() -> ExitCode {
                 Err(e) => failure(&e),
             }
         }
+        other_cmd => other(other_cmd),
+    }
+}
+
+/// The commands that capture nothing (no signal handling of our own).
+fn other(cmd: Cmd) -> ExitCode {
+    match cmd {
         Cmd::Verify(args) => match store_args::verify(&args) {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
+            Ok(status) => ExitCode::from(status.exit_code()),
             Err(e) => {
                 eprintln!("sandbox-audit: error: {e:#}");
                 ExitCode::from(2)
@@ -220,5 +237,6 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failure(&e),
         },
+        Cmd::Run { .. } | Cmd::Exec { .. } => ExitCode::from(EXIT_INTERNAL),
     }
 }

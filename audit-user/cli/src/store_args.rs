@@ -111,8 +111,9 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
-/// `sandbox-audit verify`: prints the report; Ok(true) when intact.
-pub fn verify(args: &VerifyArgs) -> Result<bool> {
+/// `sandbox-audit verify`: prints the report; returns its outcome (the
+/// exit status).
+pub fn verify(args: &VerifyArgs) -> Result<verify::Status> {
     let read = |p: &PathBuf, what: &str| {
         fs::read_to_string(p).with_context(|| format!("reading the {what} {}", p.display()))
     };
@@ -128,16 +129,15 @@ pub fn verify(args: &VerifyArgs) -> Result<bool> {
         verify::parse_anchor(&text).with_context(|| format!("{}", p.display()))?;
         opts.anchor = Some(text);
     }
-    let (files, live) = verify::resolve_inputs(&args.paths)?;
-    opts.live = live;
-    let report = verify::verify_paths(&files, &opts)?;
+    let inputs = verify::resolve_inputs(&args.paths)?;
+    let report = verify::verify_inputs(&inputs, &opts)?;
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", verify::render_json(&report))?;
     } else {
         write!(out, "{}", verify::render_text(&report))?;
     }
-    Ok(report.intact())
+    Ok(report.status())
 }
 
 #[derive(Args, Clone, Debug)]

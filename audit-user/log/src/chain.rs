@@ -51,7 +51,7 @@ impl Chain {
     /// Continues after the record `seq` with hash `hash` (a restart).
     pub fn resume(last_seq: u64, last_hash: Hash) -> Chain {
         Chain {
-            next_seq: last_seq + 1,
+            next_seq: last_seq.saturating_add(1),
             prev: last_hash,
         }
     }
@@ -116,7 +116,8 @@ impl Chain {
             seq: self.next_seq,
             hash,
         };
-        self.next_seq += 1;
+        // 2^64 records cannot be written; saturate rather than panic.
+        self.next_seq = self.next_seq.saturating_add(1);
         self.prev = hash;
         Ok(linked)
     }

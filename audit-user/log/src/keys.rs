@@ -37,6 +37,7 @@ use crate::{
 pub const DEFAULT_KEY_DIR: &str = "/var/lib/sandbox-audit/keys";
 
 /// One epoch's signing key.
+#[derive(Clone)]
 pub struct EpochKey {
     pub epoch: u64,
     pub key: SigningKey,

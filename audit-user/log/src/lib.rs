@@ -13,6 +13,7 @@ pub mod chain;
 pub mod checkpoint;
 pub mod keys;
 pub mod lifecycle;
+pub mod lockfile;
 pub mod merkle;
 pub mod output;
 pub mod record;

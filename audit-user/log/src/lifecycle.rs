@@ -20,6 +20,7 @@ pub const KEY_ROTATION: &str = "key_rotation";
 pub const CHECKPOINT: &str = "checkpoint";
 pub const PROTECTION: &str = "protection";
 pub const UNENCODABLE: &str = "unencodable_record";
+pub const STORE_ERROR: &str = "store_error";
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -100,19 +101,40 @@ pub fn stop(time_ns: u64, reason: &str, records: u64) -> Record {
         .with("records", records)
 }
 
+/// The record before a recovery: the last intact one the crash left.
+pub struct LastRecord<'a> {
+    pub seq: u64,
+    pub kind: &'a str,
+    pub time_ns: u64,
+}
+
 /// After a session that ended without `stop`: `last` is the last intact
 /// record before this one (None when a crash tore the genesis record).
-pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<(u64, &str)>) -> Record {
+/// The gap from `last_time_ns` to this record's `time_ns` is when nothing
+/// was recorded (`gap_ns`).
+pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<LastRecord>) -> Record {
     let mut r = Record::new(RECOVERY, time_ns)
         .with(
             "torn",
             Value::Array(torn.iter().map(Torn::to_json).collect()),
         )
         .with("boot_id", boot_id());
-    if let Some((seq, kind)) = last {
-        r = r.with("last_seq", seq).with("last_kind", kind);
+    if let Some(l) = last {
+        r = r
+            .with("last_seq", l.seq)
+            .with("last_kind", l.kind)
+            .with("last_time_ns", l.time_ns)
+            .with("gap_ns", time_ns.saturating_sub(l.time_ns));
     }
     r
+}
+
+/// The store's last word when it cannot go on writing (ENOSPC, EIO): why.
+/// Records after it were lost; `verify` reports the log incomplete.
+pub fn store_error(time_ns: u64, error: &str, lost_records: u64) -> Record {
+    Record::new(STORE_ERROR, time_ns)
+        .with("error", error)
+        .with("lost_records", lost_records)
 }
 
 pub fn config(time_ns: u64, config: &Json, previous_digest: &str) -> Record {

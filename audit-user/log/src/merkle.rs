@@ -72,7 +72,8 @@ impl Frontier {
             s >>= 1;
         }
         self.nodes.push(h);
-        self.size += 1;
+        // 2^64 leaves cannot exist; a forged size must not panic either.
+        self.size = self.size.saturating_add(1);
     }
 
     /// Appends the leaf for a record with this `hash`.

@@ -8,10 +8,7 @@
 //! This is a consistency check against the keys on this host, not the audit
 //! (`verify` with an off-host trust root and anchor is).
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
@@ -60,6 +57,9 @@ pub struct Resumed {
     pub clean: bool,
     pub last_seq: u64,
     pub last_kind: String,
+    /// When the last intact record was written (the start of the gap a
+    /// restart after a crash leaves).
+    pub last_time_ns: u64,
     /// Bytes after the last complete record, per file, in log order.
     pub torn: Vec<Torn>,
     /// The segment holding the last complete record.
@@ -82,7 +82,7 @@ fn torn_of(path: &Path, data: &[u8]) -> Option<Torn> {
 pub fn torn_without_records(dir: &Path) -> Result<(bool, Vec<Torn>)> {
     let mut torn = Vec::new();
     for path in segment::list(dir)? {
-        let data = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let data = segment::read(&path)?;
         if data.contains(&b'\n') {
             return Ok((true, torn));
         }
@@ -101,7 +101,7 @@ fn read_tail(segments: &[PathBuf]) -> Result<(Vec<TailLine>, Vec<Torn>)> {
     let mut anchor_found = false;
     let mut bytes_read = 0usize;
     'files: for path in segments.iter().rev() {
-        let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let data = segment::read(path)?;
         bytes_read += data.len();
         if bytes_read > MAX_TAIL_BYTES {
             bail!(
@@ -204,7 +204,7 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
     if anchor_idx == 1 {
         let before = &lines[0];
         if !before.parsed.self_consistent()
-            || before.parsed.seq + 1 != anchor.parsed.seq
+            || before.parsed.seq.checked_add(1) != Some(anchor.parsed.seq)
             || before.parsed.hash != anchor.parsed.prev
         {
             bail!("{}: does not link to the checkpoint after it", before.at());
@@ -218,7 +218,7 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
             bail!("{}: record hash does not match its content", l.at());
         }
         if let Some(q) = prev
-            && (p.seq != q.parsed.seq + 1 || p.prev != q.parsed.hash)
+            && (Some(p.seq) != q.parsed.seq.checked_add(1) || p.prev != q.parsed.hash)
         {
             bail!(
                 "{}: does not follow seq {} (seq or prev_hash wrong)",
@@ -241,7 +241,7 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
                     let j = l.json()?;
                     let epoch = lifecycle::get_u64(&j, "epoch")
                         .map_err(|e| anyhow::anyhow!("{}: {e}", l.at()))?;
-                    if epoch != latest_epoch + 1 || latest_epoch != sign_epoch {
+                    if Some(epoch) != latest_epoch.checked_add(1) || latest_epoch != sign_epoch {
                         bail!(
                             "{}: rotation to epoch {epoch} does not follow epoch {latest_epoch}",
                             l.at()
@@ -302,6 +302,7 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
         clean,
         last_seq: last.parsed.seq,
         last_kind: last.kind().to_string(),
+        last_time_ns: last.parsed.time_ns,
         torn,
         last_file,
     }))
@@ -359,7 +360,7 @@ pub fn genesis(dir: &Path) -> Result<Option<(Hash, String)>> {
     for path in segment::list(dir)? {
         // Only the first line: segments can be large.
         let mut first = Vec::new();
-        let file = fs::File::open(&path).with_context(|| format!("reading {}", path.display()))?;
+        let (file, _) = segment::open_regular(&path, false)?;
         std::io::BufRead::read_until(&mut std::io::BufReader::new(file), b'\n', &mut first)
             .with_context(|| format!("reading {}", path.display()))?;
         let Some(line) = first.strip_suffix(b"\n") else {
@@ -381,7 +382,7 @@ pub fn genesis(dir: &Path) -> Result<Option<(Hash, String)>> {
 /// Read as written: `verify` is what checks it.
 pub fn latest_note(dir: &Path) -> Result<Option<String>> {
     for path in segment::list(dir)?.iter().rev() {
-        let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let data = segment::read(path)?;
         let (lines, _) = segment::split_lines(&data);
         for (i, (_, line)) in lines.iter().enumerate().rev() {
             let at = format!("{}:{}", path.display(), i + 1);

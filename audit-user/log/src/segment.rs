@@ -23,6 +23,89 @@ use crate::keys::sync_dir;
 pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
 pub const FS_APPEND_FL: libc::c_int = 0x20;
 
+/// Why a segment file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    /// A FIFO, device, socket or directory where a segment should be: read
+    /// it and verify could block forever or read something that is no log.
+    #[error("{path} is a {what}, not a regular file: segments are regular files")]
+    NotRegular { path: PathBuf, what: &'static str },
+    /// The name is a symbolic link (only refused inside a store directory,
+    /// where the store never makes one).
+    #[error("{path} is a symbolic link inside the store directory: segments are regular files")]
+    Symlink { path: PathBuf },
+}
+
+fn file_type_name(mode: libc::mode_t) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFIFO => "FIFO",
+        libc::S_IFCHR => "character device",
+        libc::S_IFBLK => "block device",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFDIR => "directory",
+        libc::S_IFLNK => "symbolic link",
+        _ => "special file",
+    }
+}
+
+/// Opens a segment for reading, refusing anything but a regular file. The
+/// open is non-blocking (opening a FIFO with no writer would block itself)
+/// and, with `no_follow`, O_NOFOLLOW.
+pub fn open_regular(path: &Path, no_follow: bool) -> Result<(File, u64), ReadError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY;
+    if no_follow {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = match OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(f) => f,
+        Err(e) if no_follow && e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(ReadError::Symlink {
+                path: path.to_path_buf(),
+            });
+        }
+        Err(source) => {
+            return Err(ReadError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let meta = f.metadata().map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotRegular {
+            path: path.to_path_buf(),
+            what: file_type_name(meta.mode() as libc::mode_t),
+        });
+    }
+    Ok((f, meta.len()))
+}
+
+/// Reads a whole segment into `buf` (cleared first): see [`open_regular`].
+pub fn read_regular(path: &Path, no_follow: bool, buf: &mut Vec<u8>) -> Result<(), ReadError> {
+    use std::io::Read;
+    let (mut f, len) = open_regular(path, no_follow)?;
+    buf.clear();
+    buf.reserve(len as usize);
+    f.read_to_end(buf).map_err(|source| ReadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(())
+}
+
+/// [`read_regular`] into a new buffer, following symbolic links.
+pub fn read(path: &Path) -> Result<Vec<u8>, ReadError> {
+    let mut v = Vec::new();
+    read_regular(path, false, &mut v)?;
+    Ok(v)
+}
+
 /// The file name of a segment whose first record is `first_seq`.
 pub fn name(first_seq: u64, n: u32) -> String {
     if n == 0 {

@@ -144,7 +144,21 @@ pub struct Store {
     erase_after_commit: Vec<u64>,
     session_records: u64,
     closed: bool,
+    /// The writer as of the last bytes handed to the file: what the chain
+    /// goes back to when buffered lines cannot be stored.
+    written_state: Option<LogWriter>,
+    /// Bytes of the current segment preallocated (FALLOC_FL_KEEP_SIZE):
+    /// always [`RESERVE`] past what is written, so a last `store_error`
+    /// record fits when the filesystem is full.
+    reserved_to: u64,
+    /// Set after a write error: nothing more is written (a retry could
+    /// append a second copy of a partly written buffer).
+    failed: Option<String>,
 }
+
+/// Room kept allocated past the end of the segment for the store's last
+/// word (a `store_error` record is a few hundred bytes).
+const RESERVE: u64 = 16 << 10;
 
 /// Takes the store's lock, waiting (with a warning) if another process
 /// holds it: two writers would fork the chain.
@@ -174,18 +188,9 @@ fn lock(dir: &Path) -> Result<File> {
         }
     }
     f.set_len(0)
-        .and_then(|_| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+        .and_then(|_| f.write_all(crate::lockfile::contents().as_bytes()))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(f)
-}
-
-/// Whether a process holds the store's lock (i.e. is writing to it now).
-pub fn is_live(dir: &Path) -> bool {
-    let Ok(f) = File::open(dir.join("lock")) else {
-        return false;
-    };
-    // SAFETY: flock on an fd we own; released when `f` closes.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) != 0 }
 }
 
 fn create_log_dir(dir: &Path) -> Result<()> {
@@ -338,7 +343,11 @@ impl Store {
                     w.append(lifecycle::recovery(
                         now_ns(),
                         &r.torn,
-                        Some((r.last_seq, &r.last_kind)),
+                        Some(lifecycle::LastRecord {
+                            seq: r.last_seq,
+                            kind: &r.last_kind,
+                            time_ns: r.last_time_ns,
+                        }),
                     ))?;
                 }
                 let mut erase = vec![];
@@ -375,11 +384,15 @@ impl Store {
             erase_after_commit: erase,
             session_records: 0,
             closed: false,
+            written_state: None,
+            reserved_to: 0,
+            failed: None,
         };
         for n in notes {
             store.writer.append(n)?;
         }
         store.commit()?;
+        store.written_state = Some(store.writer.snapshot());
         if store.keys.bound()?.is_none()
             && let Some((g, _)) = recover::genesis(&dir)?
         {
@@ -438,16 +451,88 @@ impl Store {
         Ok(())
     }
 
-    /// Hands buffered lines to the kernel (one write; no fsync).
-    fn write_out(&mut self) -> Result<()> {
-        self.echo_pending()?;
-        let out = self.writer.out();
-        if out.is_empty() {
+    /// Preallocates the segment through `end` (+ [`RESERVE`]). Filesystems
+    /// without fallocate just get no reservation.
+    fn reserve(&mut self, end: u64) -> io::Result<()> {
+        let want = end.saturating_add(RESERVE);
+        if want <= self.reserved_to {
             return Ok(());
         }
-        self.file
-            .write_all(out)
-            .with_context(|| format!("writing to {}", self.file_path.display()))?;
+        // SAFETY: plain syscall on our own fd.
+        let r = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                self.file_len as libc::off_t,
+                (want - self.file_len) as libc::off_t,
+            )
+        };
+        if r == 0 {
+            self.reserved_to = want;
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The buffered lines cannot be stored (the filesystem is full): go
+    /// back to the last record written and end the log with a
+    /// `store_error` record saying why, in the space reserved for it. Then
+    /// the store is failed: nothing more is written.
+    fn fail_full(&mut self, e: io::Error) -> anyhow::Error {
+        let why = format!("writing to {}: {e}", self.file_path.display());
+        self.failed = Some(why.clone());
+        let Some(state) = self.written_state.take() else {
+            return anyhow::anyhow!("{why}");
+        };
+        let lost = memchr::memchr_iter(b'\n', self.writer.out()).count() as u64;
+        self.writer.restore(&state);
+        let last = self
+            .writer
+            .append(lifecycle::store_error(now_ns(), &why, lost))
+            .and_then(|_| {
+                self.file.write_all(self.writer.out())?;
+                self.file.sync_data()?;
+                Ok(())
+            });
+        match last {
+            Ok(()) => {
+                log::error!(
+                    "{why}: the log ends with a store_error record ({lost} buffered record(s) not stored)"
+                );
+                self.durable = self.writer.last();
+            }
+            Err(e2) => {
+                log::error!("{why}; the store_error record could not be written either: {e2:#}")
+            }
+        }
+        self.writer.out().clear();
+        anyhow::anyhow!("{why}")
+    }
+
+    /// Hands buffered lines to the kernel (one write; no fsync).
+    fn write_out(&mut self) -> Result<()> {
+        if let Some(why) = &self.failed {
+            bail!("the store stopped after an error: {why}");
+        }
+        self.echo_pending()?;
+        if self.writer.out().is_empty() {
+            return Ok(());
+        }
+        let end = self.file_len + self.writer.out().len() as u64;
+        if let Err(e) = self.reserve(end) {
+            return Err(self.fail_full(e));
+        }
+        let out = self.writer.out();
+        if let Err(e) = self.file.write_all(out) {
+            // Possibly half written: nothing may be appended after it.
+            let why = format!("writing to {}: {e}", self.file_path.display());
+            self.failed = Some(why.clone());
+            bail!("{why}");
+        }
         // Start writeback of these bytes now, so the disk works while we
         // chain the next records and the group commit's fdatasync only waits
         // for the tail. Advisory: durability still comes from fdatasync.
@@ -465,6 +550,9 @@ impl Store {
         self.echoed = 0;
         self.unsynced = true;
         self.written = self.writer.last();
+        if self.written_state.is_some() {
+            self.written_state = Some(self.writer.snapshot());
+        }
         Ok(())
     }
 
@@ -473,9 +561,11 @@ impl Store {
     fn commit(&mut self) -> Result<()> {
         self.write_out()?;
         if self.unsynced {
-            self.file
-                .sync_data()
-                .with_context(|| format!("syncing {}", self.file_path.display()))?;
+            if let Err(e) = self.file.sync_data() {
+                let why = format!("syncing {}: {e}", self.file_path.display());
+                self.failed = Some(why.clone());
+                bail!("{why}");
+            }
             self.unsynced = false;
             self.durable = self.written;
             if let Some(d) = self.durable {
@@ -511,6 +601,7 @@ impl Store {
         self.file = f;
         self.file_path = p;
         self.file_len = 0;
+        self.reserved_to = 0;
         self.file_opened = Instant::now();
         for n in notes {
             self.writer.append(n)?;
@@ -583,6 +674,7 @@ impl Drop for Store {
     /// start sees no `stop` and records a recovery.
     fn drop(&mut self) {
         if !self.closed
+            && self.failed.is_none()
             && let Err(e) = self.commit()
         {
             log::error!("could not write the last records: {e:#}");

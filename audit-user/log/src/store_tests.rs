@@ -109,13 +109,17 @@ fn crash_and_torn_tail_are_recovered_exactly() {
         .unwrap()
         .write_all(b"{\"argv\":[\"ha")
         .unwrap();
+    // Before the restart: the session has no stop and nobody writes the
+    // store, so the log stops early; the half record is that early end.
     let r = verify_dir(&d, &Options::default());
     assert_eq!(
-        r.kinds(),
-        vec![VerdictKind::TornTail],
+        r.status(),
+        crate::verify::Status::Incomplete,
         "{}",
         crate::verify::render_text(&r)
     );
+    let t = r.incomplete().unwrap().unfinished.clone().unwrap();
+    assert_eq!(t.length, 12);
 
     write_session(d.cfg(), 5).close("done").unwrap();
     let r = verify_dir(&d, &trusted(&d));
@@ -351,4 +355,66 @@ fn a_restart_refuses_to_extend_a_tail_that_does_not_validate() {
     let e = format!("{:#}", Store::open(d.cfg()).err().unwrap());
     assert!(e.contains("refusing to extend"), "{e}");
     assert!(e.contains(&segment::file_name(&seg)), "names the file: {e}");
+}
+
+/// A tmpfs mounted over a directory for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        use std::ffi::CString;
+        fs::create_dir_all(dir).unwrap();
+        let target = CString::new(dir.to_str().unwrap()).unwrap();
+        let opts = CString::new(format!("size={size},mode=0700")).unwrap();
+        // SAFETY: valid C strings; root (the store tests need it anyway).
+        let r = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                opts.as_ptr().cast(),
+            )
+        };
+        assert_eq!(r, 0, "mount tmpfs: {}", io::Error::last_os_error());
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = segment::unprotect_tree(&self.0);
+        let target = std::ffi::CString::new(self.0.to_str().unwrap()).unwrap();
+        // SAFETY: as in mount.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn a_full_filesystem_ends_the_log_with_a_store_error_reported_incomplete() {
+    let d = Dirs::new();
+    let _fs = Tmpfs::mount(&d.log(), "192k");
+    let mut s = Store::open(d.cfg()).unwrap();
+    s.start(Json::new()).unwrap();
+    let mut failed = None;
+    for i in 0..200_000 {
+        if let Err(e) = s.accept(event(i)).and_then(|_| s.flush()) {
+            failed = Some(format!("{e:#}"));
+            break;
+        }
+    }
+    let failed = failed.expect("a 192 KiB filesystem fills up");
+    assert!(failed.contains("No space left on device"), "{failed}");
+    // Nothing more is written (no retry of a half-written buffer).
+    assert!(s.flush().is_err());
+    assert!(s.close("done").is_err());
+    let r = verify_dir(&d, &trusted(&d));
+    assert_eq!(
+        r.status(),
+        crate::verify::Status::Incomplete,
+        "{}",
+        crate::verify::render_text(&r)
+    );
+    let why = r.incomplete().unwrap().reason.clone().unwrap_or_default();
+    assert!(why.contains("No space left on device"), "{why}");
 }

@@ -173,6 +173,34 @@ impl LogWriter {
         self.close_epoch(next)
     }
 
+    /// The writer as it is now, minus buffered lines: to go back to when
+    /// the lines buffered after this cannot be stored (see
+    /// [`LogWriter::restore`]).
+    pub fn snapshot(&self) -> LogWriter {
+        self.clone_state()
+    }
+
+    fn clone_state(&self) -> LogWriter {
+        LogWriter {
+            chain: self.chain.clone(),
+            tree: self.tree.clone(),
+            origin: self.origin.clone(),
+            signer: self.signer.clone(),
+            latest_epoch: self.latest_epoch,
+            config_digest: self.config_digest.clone(),
+            out: Vec::new(),
+            since_checkpoint: self.since_checkpoint,
+            last: self.last,
+            last_note: self.last_note.clone(),
+        }
+    }
+
+    /// Goes back to a snapshot: the lines buffered since are dropped (the
+    /// chain continues after the last record the snapshot had).
+    pub fn restore(&mut self, snapshot: &LogWriter) {
+        *self = snapshot.clone_state();
+    }
+
     pub fn set_config_digest(&mut self, digest: String) {
         self.config_digest = digest;
     }

@@ -74,8 +74,36 @@ pub struct Engine {
     /// Checkpoints no key known at the time had signed: (verdict, note,
     /// expected epoch, seq). A key announced later may explain them.
     unattributed: Vec<(usize, Note, u64, u64)>,
+    /// The session in progress (seq and time of the genesis, `start` or
+    /// `recovery` that opened it): closed by `stop`, accounted for by a
+    /// later `recovery`. Still open at the end = the record stops early.
+    open_session: Option<(u64, u64)>,
+    /// What a `store_error` record said went wrong, in the open session.
+    store_error: Option<String>,
+    /// The last record accepted: (seq, time_ns).
+    last_record: Option<(u64, u64)>,
 
     pub summary: Summary,
+}
+
+/// A log that ends before its last session did: neither `stop` nor a later
+/// `recovery`, and nobody is writing it. Not tampering by itself (a killed
+/// or failed recorder leaves this), but the auditor must know the record
+/// stops early.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incomplete {
+    /// Seq and time of the record that opened the unfinished session.
+    pub session_seq: u64,
+    pub session_time_ns: u64,
+    /// The last record there is.
+    pub last_seq: u64,
+    pub last_time_ns: u64,
+    /// Why the store stopped writing, when it could still say so (a
+    /// `store_error` record).
+    pub reason: Option<String>,
+    /// An unfinished write after the last record (bytes the dying writer
+    /// left), if any.
+    pub unfinished: Option<Torn>,
 }
 
 impl Engine {
@@ -103,6 +131,9 @@ impl Engine {
             pending_torn: Vec::new(),
             genesis_seen: false,
             unattributed: Vec::new(),
+            open_session: None,
+            store_error: None,
+            last_record: None,
             summary: Summary::default(),
         }
     }
@@ -127,6 +158,8 @@ impl Engine {
         loc: &Loc,
         detail: String,
     ) -> usize {
+        // A range is never printed backwards.
+        let (first, last) = (first.min(last), first.max(last));
         if let Some(v) = self.verdicts.last_mut()
             && v.kind == kind
             && first <= v.last_seq.saturating_add(1)
@@ -235,7 +268,7 @@ impl Engine {
             let d = format!(
                 "{} record(s) missing: seq jumps from {} to {seq}{}",
                 seq - e,
-                e.wrapping_sub(1) as i128,
+                e as i128 - 1,
                 if relinked {
                     " and the next record was re-linked over the gap"
                 } else {
@@ -298,7 +331,7 @@ impl Engine {
         self.verdict(VerdictKind::Modified, e, e, &item.loc, d);
         // The original hash is what the next record links to, if it follows.
         let witness = match next {
-            Some((Some(ns), Some(p))) if ns == e + 1 => Some(p),
+            Some((Some(ns), Some(p))) if Some(ns) == e.checked_add(1) => Some(p),
             _ => match &item.body {
                 ItemBody::Rec(r) if r.seq == e => Some(r.hash),
                 _ => None,
@@ -320,6 +353,12 @@ impl Engine {
                 "the genesis record (the log's first key) was altered".into()
             });
         }
+        // Every checkpoint closes a pending rotation, whether or not its
+        // fields can still be read: otherwise the next (intact) checkpoint,
+        // signed by the new epoch's key, looks signed by the wrong one.
+        if item.kind == Kind::Checkpoint {
+            self.sign_epoch = self.latest_epoch;
+        }
         match item.kind {
             Kind::Unreadable | Kind::KeyRotation if item.json.is_none() => {
                 if item.kind == Kind::KeyRotation {
@@ -327,7 +366,7 @@ impl Engine {
                         pk: [0; 32],
                         trusted: false,
                     });
-                    self.latest_epoch += 1;
+                    self.latest_epoch = self.latest_epoch.saturating_add(1);
                 }
                 let why = format!("an unreadable record at seq {e} may have announced a key");
                 self.trust_broken.get_or_insert(why);
@@ -346,19 +385,19 @@ impl Engine {
                     if let Ok(pk) = lifecycle::get_public_key(j) {
                         self.keys.push(EpochKey { pk, trusted: false });
                     }
-                    self.latest_epoch += 1;
+                    self.latest_epoch = self.latest_epoch.saturating_add(1);
                     let why = format!(
                         "the announcement of epoch {}'s key (seq {e}) was altered",
                         self.latest_epoch
                     );
                     self.trust_broken.get_or_insert(why);
                 }
-                Kind::Checkpoint => self.sign_epoch = self.latest_epoch,
                 Kind::Recovery => self.pending_torn.clear(),
                 _ => {}
             }
         }
-        self.expect_seq = e + 1;
+        // Saturating: a seq near u64::MAX is damage, not a reason to panic.
+        self.expect_seq = e.saturating_add(1);
         self.expect_prev = witness;
     }
 
@@ -427,15 +466,40 @@ impl Engine {
             Kind::Recovery => self.recovery(&item, seq),
             _ => {}
         }
+        match item.kind {
+            Kind::Genesis | Kind::Start => {
+                self.open_session.get_or_insert((seq, time));
+            }
+            // The previous session is accounted for; this one is open.
+            Kind::Recovery => {
+                self.open_session = Some((seq, time));
+                self.store_error = None;
+            }
+            Kind::Stop => {
+                self.open_session = None;
+                self.store_error = None;
+            }
+            Kind::StoreError => {
+                let why = item
+                    .json
+                    .as_deref()
+                    .and_then(|j| lifecycle::get_str(j, "error").ok())
+                    .unwrap_or("(no reason given)");
+                self.store_error = Some(why.to_string());
+            }
+            _ => {}
+        }
+        self.last_record = Some((seq, time));
 
         self.pending_leaf = Some(leaf);
-        self.expect_seq = seq + 1;
+        self.expect_seq = seq.saturating_add(1);
         self.expect_prev = Some(hash);
         if self.recent.len() == RECENT {
             self.recent.pop_front();
         }
         self.recent.push_back((seq, hash));
-        self.summary.count(item.kind, time, item.json.as_deref());
+        self.summary
+            .count(item.kind, seq, time, item.json.as_deref());
     }
 
     fn fields_or_modified(&mut self, item: &Item, seq: u64) -> Option<Json> {
@@ -519,7 +583,13 @@ impl Engine {
                 return;
             }
         };
-        if epoch != self.latest_epoch + 1 || self.latest_epoch != self.sign_epoch {
+        // Once trust is broken (an altered or unreadable record may itself
+        // have been a rotation) the epoch count is unknown: no more epoch
+        // findings, the first damage is what is reported.
+        if self.trust_broken.is_none()
+            && (Some(epoch) != self.latest_epoch.checked_add(1)
+                || self.latest_epoch != self.sign_epoch)
+        {
             let d = format!(
                 "epochs are not contiguous: rotation to epoch {epoch} while epoch {} is the latest{}",
                 self.latest_epoch,
@@ -551,7 +621,7 @@ impl Engine {
         }
         // Index keys by epoch even if the announced number was wrong.
         self.keys.push(EpochKey { pk, trusted });
-        self.latest_epoch += 1;
+        self.latest_epoch = self.latest_epoch.saturating_add(1);
     }
 
     fn recovery(&mut self, item: &Item, seq: u64) {
@@ -781,13 +851,37 @@ impl Engine {
             self.notes
                 .push("no genesis record: keys and signatures could not be checked".into());
         }
+        if let Some(n) = self.opts.lock_note.clone() {
+            self.notes.push(n);
+        }
         let last_file = self.files.len().saturating_sub(1);
-        for (t, loc) in std::mem::take(&mut self.pending_torn) {
-            if self.opts.live && loc.file == last_file {
+        let unfinished = self.open_session.is_some() && !self.opts.live;
+        let mut incomplete = match (unfinished, self.open_session, self.last_record) {
+            (true, Some((session_seq, session_time_ns)), Some((last_seq, last_time_ns))) => {
+                Some(Incomplete {
+                    session_seq,
+                    session_time_ns,
+                    last_seq,
+                    last_time_ns,
+                    reason: self.store_error.clone(),
+                    unfinished: None,
+                })
+            }
+            _ => None,
+        };
+        let torn = std::mem::take(&mut self.pending_torn);
+        let torn_count = torn.len();
+        for (i, (t, loc)) in torn.into_iter().enumerate() {
+            let at_end = loc.file == last_file && i + 1 == torn_count;
+            if self.opts.live && at_end {
                 self.notes.push(format!(
                     "{} bytes at the end of {} are being written by the running store (not checked)",
                     t.length, t.file
                 ));
+            } else if let Some(inc) = incomplete.as_mut().filter(|_| at_end) {
+                // The writer died mid-write: the unfinished line is part of
+                // the early end, not a record anyone removed.
+                inc.unfinished = Some(t);
             } else {
                 let d = format!(
                     "{} bytes at offset {} of {} follow the last complete record, and no recovery record names them",
@@ -796,6 +890,7 @@ impl Engine {
                 self.verdict(VerdictKind::TornTail, end, end, &loc, d);
             }
         }
+        self.summary.incomplete = incomplete;
         if let Some(a) = self.anchor.take() {
             self.check_anchor(a, end);
         }
@@ -804,7 +899,7 @@ impl Engine {
         self.summary.records = end;
         // The last good checkpoint is itself the signature: count it covered.
         self.summary.covered = if self.good_checkpoint {
-            self.covered + 1
+            self.covered.saturating_add(1)
         } else {
             0
         };

@@ -19,12 +19,13 @@ use std::{
 use anyhow::{Context, Result, bail};
 
 use engine::Engine;
-pub use engine::WINDOW;
+pub use engine::{Incomplete, WINDOW};
 
 use crate::{
     chain::parse_line,
     checkpoint::{Checkpoint, Note, parse_checkpoint, parse_note, parse_vkey},
     lifecycle::{self, Torn},
+    lockfile,
     merkle::{Hash, leaf_hash, sha256},
     record::Json,
     segment, store,
@@ -73,6 +74,36 @@ impl VerdictKind {
     }
 }
 
+/// The outcome of a verification, and `verify`'s exit status for it
+/// (2 is "could not verify": an error, no report).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// 0: every check passed and the log is complete.
+    Intact,
+    /// 1: at least one verdict.
+    Tampered,
+    /// 3: no verdict, but the log stops before its last session ended.
+    Incomplete,
+}
+
+impl Status {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Intact => 0,
+            Status::Tampered => 1,
+            Status::Incomplete => 3,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Intact => "intact",
+            Status::Tampered => "tampered",
+            Status::Incomplete => "incomplete",
+        }
+    }
+}
+
 /// One finding: a kind and the range of seqs it concerns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verdict {
@@ -106,6 +137,9 @@ pub struct Options {
     /// A store process is writing to these files right now: an unfinished
     /// last line of the last file is in flight, not torn.
     pub live: bool,
+    /// Someone holds the store's lock who is not a sandbox-audit writing
+    /// it: said in the report.
+    pub lock_note: Option<String>,
 }
 
 /// A parsed anchor checkpoint.
@@ -128,6 +162,7 @@ pub(crate) enum Kind {
     Checkpoint,
     Protection,
     Unencodable,
+    StoreError,
     Loss,
     Other,
     /// A line too damaged to tell its kind.
@@ -146,6 +181,7 @@ impl Kind {
             lifecycle::CHECKPOINT => Kind::Checkpoint,
             lifecycle::PROTECTION => Kind::Protection,
             lifecycle::UNENCODABLE => Kind::Unencodable,
+            lifecycle::STORE_ERROR => Kind::StoreError,
             "loss" => Kind::Loss,
             _ => Kind::Other,
         }
@@ -424,8 +460,26 @@ pub struct Report {
 }
 
 impl Report {
+    /// No tampering found (the log may still be [`Report::incomplete`]).
     pub fn intact(&self) -> bool {
         self.verdicts.is_empty()
+    }
+
+    /// The log ends early (no tampering found, but the last session has
+    /// neither `stop` nor a later `recovery`, and nobody writes the store).
+    pub fn incomplete(&self) -> Option<&Incomplete> {
+        self.summary.incomplete.as_ref()
+    }
+
+    /// The overall outcome, as `verify` exits with it.
+    pub fn status(&self) -> Status {
+        if !self.intact() {
+            Status::Tampered
+        } else if self.incomplete().is_some() {
+            Status::Incomplete
+        } else {
+            Status::Intact
+        }
     }
 
     /// The verdict kinds, in order (for tests and scripts).
@@ -446,6 +500,9 @@ pub struct Summary {
     pub checkpoints: u64,
     pub sessions: u64,
     pub recoveries: u64,
+    /// The longest gap a crash left (a recovery's `gap_ns`: last record
+    /// before the crash → the restart), and the recovery's seq.
+    pub longest_gap: Option<(u64, u64)>,
     pub torn_recovered: u64,
     pub loss_records: u64,
     pub lost_events: u64,
@@ -456,10 +513,18 @@ pub struct Summary {
     /// The anchored size, when an anchor was given and matched.
     pub anchor: Option<u64>,
     pub last_note: Option<String>,
+    /// The log ends before its last session did (and nobody writes it).
+    pub incomplete: Option<Incomplete>,
 }
 
 impl Summary {
-    fn count(&mut self, kind: Kind, time_ns: u64, json: Option<&Json>) {
+    fn count(&mut self, kind: Kind, seq: u64, time_ns: u64, json: Option<&Json>) {
+        if kind == Kind::Recovery
+            && let Some(gap) = json.and_then(|j| j.get("gap_ns")).and_then(|g| g.as_u64())
+            && self.longest_gap.is_none_or(|(_, g)| gap > g)
+        {
+            self.longest_gap = Some((seq, gap));
+        }
         self.first_time_ns = Some(self.first_time_ns.map_or(time_ns, |t| t.min(time_ns)));
         self.last_time_ns = Some(self.last_time_ns.map_or(time_ns, |t| t.max(time_ns)));
         match kind {
@@ -469,10 +534,11 @@ impl Summary {
             Kind::Unencodable => self.unencodable += 1,
             Kind::Loss => {
                 self.loss_records += 1;
-                self.lost_events += json
-                    .and_then(|j| j.get("count"))
-                    .and_then(|c| c.as_u64())
-                    .unwrap_or(0);
+                self.lost_events = self.lost_events.saturating_add(
+                    json.and_then(|j| j.get("count"))
+                        .and_then(|c| c.as_u64())
+                        .unwrap_or(0),
+                );
             }
             _ => {}
         }
@@ -639,38 +705,81 @@ fn finish(engine: Engine) -> Report {
     }
 }
 
+/// What `verify` reads: segment files in log order, whether each came from
+/// a store directory's listing (then a symbolic link is refused: the store
+/// never makes one), and who writes the store of the last one.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    pub listed: Vec<bool>,
+    pub writer: lockfile::Writer,
+}
+
 /// The files to read: a directory's segments in log order, or the files
-/// as given. Also says whether a store is writing to that directory now.
-pub fn resolve_inputs(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, bool)> {
+/// as given. Also says whether a store is writing to them now.
+pub fn resolve_inputs(paths: &[PathBuf]) -> Result<Inputs> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(store::DEFAULT_LOG_DIR)]
     } else {
         paths.to_vec()
     };
-    let mut files = Vec::new();
-    let mut live = false;
+    let (mut files, mut listed) = (Vec::new(), Vec::new());
     for p in &paths {
         if p.is_dir() {
             let segs = segment::list(p)?;
             if segs.is_empty() {
                 bail!("{} holds no segment files (seg-*.log)", p.display());
             }
-            live |= store::is_live(p);
+            listed.extend(segs.iter().map(|_| true));
             files.extend(segs);
-        } else if p.exists() {
+        } else if fs::symlink_metadata(p).is_ok() {
             files.push(p.clone());
+            listed.push(false);
         } else {
             bail!("{}: no such file or directory", p.display());
         }
     }
-    if let Some(parent) = files.last().and_then(|f| f.parent()) {
-        live |= store::is_live(parent);
+    // Only the store of the last file can have a write in flight.
+    let writer = files
+        .last()
+        .and_then(|f| f.parent())
+        .map_or(lockfile::Writer::None, |d| {
+            lockfile::writer(if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            })
+        });
+    Ok(Inputs {
+        files,
+        listed,
+        writer,
+    })
+}
+
+/// Verifies what [`resolve_inputs`] found; the writer it found decides
+/// whether an unfinished last line is in flight.
+pub fn verify_inputs(inputs: &Inputs, opts: &Options) -> Result<Report> {
+    let mut opts = opts.clone();
+    match &inputs.writer {
+        lockfile::Writer::Live { .. } => opts.live = true,
+        lockfile::Writer::Foreign { why } => {
+            opts.live = false;
+            opts.lock_note = Some(format!(
+                "{why}: no live-writer exemption (the end of the log is checked as final)"
+            ));
+        }
+        lockfile::Writer::None => opts.live = false,
     }
-    Ok((files, live))
+    verify_files(&inputs.files, &inputs.listed, &opts)
 }
 
 /// Verifies files on disk, with a progress bar on a terminal for big logs.
 pub fn verify_paths(files: &[PathBuf], opts: &Options) -> Result<Report> {
+    verify_files(files, &vec![false; files.len()], opts)
+}
+
+fn verify_files(files: &[PathBuf], listed: &[bool], opts: &Options) -> Result<Report> {
     let total: u64 = files
         .iter()
         .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
@@ -686,16 +795,13 @@ pub fn verify_paths(files: &[PathBuf], opts: &Options) -> Result<Report> {
         b
     });
     let pool: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let inputs = files.iter().map(|f| {
+    let inputs = files.iter().enumerate().map(|(i, f)| {
         let mut buf = pool
             .lock()
             .ok()
             .and_then(|mut p| p.pop())
             .unwrap_or_default();
-        buf.clear();
-        fs::File::open(f)
-            .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut buf))
-            .with_context(|| format!("reading {}", f.display()))?;
+        segment::read_regular(f, listed.get(i).copied().unwrap_or(false), &mut buf)?;
         let data = Pooled {
             buf,
             pool: pool.clone(),
@@ -719,3 +825,7 @@ fn display_name(p: &Path) -> String {
 }
 
 pub use report::{render_json, render_text};
+pub use segment::ReadError;
+
+#[cfg(test)]
+mod tests;

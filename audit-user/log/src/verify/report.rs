@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Report, Summary};
+use super::{Incomplete, Report, Summary};
 
 /// ISO 8601 UTC with ms, from ns since the Unix epoch (no date crate needed:
 /// Howard Hinnant's days-to-civil algorithm).
@@ -46,16 +46,72 @@ fn span(s: &Summary) -> String {
     }
 }
 
+/// "seq 0..N-1" for N records (never backwards).
+fn seqs(records: u64) -> String {
+    match records {
+        0 => "none".into(),
+        1 => "seq 0".into(),
+        n => format!("seq 0..{}", n - 1),
+    }
+}
+
+fn incomplete_text(i: &Incomplete) -> String {
+    let mut out = format!(
+        "  incomplete:   THE RECORD STOPS EARLY after seq {} ({}): the session opened at seq {} ({}) has no `stop` and no later `recovery`, and no sandbox-audit is writing the store; events after {} are not in this log\n",
+        i.last_seq,
+        utc(i.last_time_ns),
+        i.session_seq,
+        utc(i.session_time_ns),
+        utc(i.last_time_ns)
+    );
+    match &i.reason {
+        Some(why) => out += &format!("  reason:       the store stopped on an error: {why}\n"),
+        None => {
+            out += "  reason:       not recorded (the recorder was killed, crashed, or could not write any more)\n"
+        }
+    }
+    if let Some(t) = &i.unfinished {
+        out += &format!(
+            "  unfinished:   {} bytes of an unfinished write at offset {} of {} (not a record)\n",
+            t.length, t.offset, t.file
+        );
+    }
+    out
+}
+
+fn incomplete_json(i: &Incomplete) -> Value {
+    json!({
+        "session_seq": i.session_seq,
+        "session_time_ns": i.session_time_ns,
+        "last_seq": i.last_seq,
+        "last_time_ns": i.last_time_ns,
+        "reason": i.reason,
+        "unfinished": i.unfinished.as_ref().map(|t| json!({
+            "file": t.file,
+            "offset": t.offset,
+            "length": t.length,
+        })),
+    })
+}
+
 pub fn render_text(r: &Report) -> String {
     let s = &r.summary;
     let mut out = String::new();
     if r.intact() {
+        let head = if s.incomplete.is_some() {
+            "INCOMPLETE"
+        } else {
+            "INTACT"
+        };
         out += &format!(
-            "INTACT: {} records (seq 0..{}), {}\n",
+            "{head}: {} records ({}), {}\n",
             s.records,
-            s.records.saturating_sub(1),
+            seqs(s.records),
             span(s)
         );
+        if let Some(i) = &s.incomplete {
+            out += &incomplete_text(i);
+        }
         out += &format!("  log:          {}\n", s.origin.as_deref().unwrap_or("?"));
         out += &format!(
             "  epochs:       {} (each checkpoint checked against its own epoch's key); checkpoints: {}\n",
@@ -65,6 +121,12 @@ pub fn render_text(r: &Report) -> String {
             "  sessions:     {}; crash recoveries: {} ({} torn range(s) accounted for)\n",
             s.sessions, s.recoveries, s.torn_recovered
         );
+        if let Some((seq, gap)) = s.longest_gap {
+            out += &format!(
+                "  gaps:         nothing was recorded for up to {:.3} s before a restart (longest: the recovery at seq {seq})\n",
+                gap as f64 / 1e9
+            );
+        }
         out += &format!(
             "  loss:         {} loss record(s), {} event(s) the kernel could not deliver\n",
             s.loss_records, s.lost_events
@@ -103,7 +165,7 @@ pub fn render_text(r: &Report) -> String {
             s.records
         );
         for v in &r.verdicts {
-            let seqs = if v.first_seq == v.last_seq {
+            let seqs = if v.first_seq >= v.last_seq {
                 format!("seq {}", v.first_seq)
             } else {
                 format!("seq {}..{}", v.first_seq, v.last_seq)
@@ -137,7 +199,9 @@ pub fn render_text(r: &Report) -> String {
 pub fn render_json(r: &Report) -> Value {
     let s = &r.summary;
     json!({
+        "status": r.status().name(),
         "intact": r.intact(),
+        "incomplete": s.incomplete.as_ref().map(incomplete_json),
         "verdicts": r.verdicts.iter().map(|v| json!({
             "kind": v.kind.name(),
             "first_seq": v.first_seq,
@@ -157,6 +221,8 @@ pub fn render_json(r: &Report) -> Value {
             "sessions": s.sessions,
             "recoveries": s.recoveries,
             "torn_recovered": s.torn_recovered,
+            "longest_gap_ns": s.longest_gap.map(|(_, g)| g),
+            "longest_gap_seq": s.longest_gap.map(|(q, _)| q),
             "loss_records": s.loss_records,
             "lost_events": s.lost_events,
             "protection_refusals": s.protection_refusals,
