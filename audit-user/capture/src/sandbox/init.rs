@@ -55,7 +55,7 @@ fn forward_signals() {
         // SAFETY: installing a handler that only calls kill(2).
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = forward as usize;
+            sa.sa_sigaction = forward as *const () as usize;
             libc::sigemptyset(&mut sa.sa_mask);
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
