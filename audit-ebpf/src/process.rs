@@ -18,9 +18,9 @@ use aya_ebpf::{
 };
 
 use crate::{
+    emit::wakeup_flags,
     emit::{count_loss, emit_bytes, emit_fixed},
     globals::{self, OFFSETS},
-    emit::wakeup_flags,
     maps::{EVENTS, EXEC_SCRATCH, FD_MARKS, PENDING, TRACKED_PIDS},
     scope::{in_scope, in_scope_cgroup, is_tracked, track},
     task::{current_task, fill_header, read_at},

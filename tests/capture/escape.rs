@@ -13,7 +13,9 @@ use audit_capture::cgroup::{self, Cgroup2};
 use integration_tests::{TempDir, sandbox_audit, workload};
 use serde_json::Value;
 
-/// `sandbox-audit exec` with a throwaway store under `dir`, printing records.
+/// `sandbox-audit exec` with a throwaway store under `dir`, printing
+/// records on stdout; CMD's own stdout goes to `dir/cmd.out` (so that its
+/// lines never mix with the records).
 fn exec_cmd(dir: &TempDir, families: &str, extra: &[&str], cmd: &[&str]) -> Command {
     let mut c = Command::new(sandbox_audit());
     c.arg("exec")
@@ -22,9 +24,15 @@ fn exec_cmd(dir: &TempDir, families: &str, extra: &[&str], cmd: &[&str]) -> Comm
         .args(["--key-dir", &format!("{}/keys", dir.path())])
         .arg("--print")
         .args(extra)
-        .arg("--")
+        .args(["--", "sh", "-c", "exec \"$@\" > \"$0\""])
+        .arg(format!("{}/cmd.out", dir.path()))
         .args(cmd);
     c
+}
+
+/// What CMD printed in the last run in `dir`.
+fn cmd_out(dir: &TempDir) -> String {
+    std::fs::read_to_string(format!("{}/cmd.out", dir.path())).unwrap_or_default()
 }
 
 fn run(dir: &TempDir, families: &str, extra: &[&str], cmd: &[&str]) -> Output {
@@ -41,9 +49,9 @@ fn records(o: &Output) -> Vec<Value> {
         .collect()
 }
 
-/// `key=value` lines CMD printed (records are JSON lines, skipped).
-fn said(o: &Output, key: &str) -> Option<String> {
-    String::from_utf8_lossy(&o.stdout)
+/// The value of a `key=value` line CMD printed in the last run in `dir`.
+fn said(dir: &TempDir, key: &str) -> Option<String> {
+    cmd_out(dir)
         .lines()
         .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_string))
 }
@@ -80,33 +88,46 @@ fn the_key_dir_and_the_log_dir_cannot_be_read_or_listed() {
     );
     let o = run(&dir, "process", &[], &strs(&sh(&script)));
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(said(&o, "keys_listed").as_deref(), Some("0"), "{}", stderr(&o));
-    assert_eq!(said(&o, "log_listed").as_deref(), Some("0"));
-    assert_eq!(said(&o, "keys_read").as_deref(), Some("0"));
-    assert_eq!(said(&o, "found").as_deref(), Some("0"));
+    assert_eq!(
+        said(&dir, "keys_listed").as_deref(),
+        Some("0"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(said(&dir, "log_listed").as_deref(), Some("0"));
+    assert_eq!(said(&dir, "keys_read").as_deref(), Some("0"));
+    assert_eq!(said(&dir, "found").as_deref(), Some("0"));
 }
 
 #[test]
 fn the_agent_is_invisible_and_unreachable() {
     let dir = TempDir::new("esc-agent");
-    let mut child = exec_cmd(&dir, "process", &[], &["sh", "-c", "exec \"$0\" attack-agent $(cat)"])
-        .arg(workload())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = exec_cmd(
+        &dir,
+        "process",
+        &[],
+        &["sh", "-c", "exec \"$0\" attack-agent $(cat)"],
+    )
+    .arg(workload())
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     let agent = child.id();
     use std::io::Write;
     writeln!(child.stdin.take().unwrap(), "{agent}").unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let esrch = libc::ESRCH.to_string();
-    assert_eq!(said(&o, "kill"), Some(esrch.clone()), "{}", stderr(&o));
-    assert_eq!(said(&o, "ptrace"), Some(esrch.clone()));
-    assert_eq!(said(&o, "pidfd_open"), Some(esrch));
-    assert_eq!(said(&o, "process_vm_readv"), Some(libc::EPERM.to_string()));
-    let procs = said(&o, "procs").expect("procs line");
+    assert_eq!(said(&dir, "kill"), Some(esrch.clone()), "{}", stderr(&o));
+    assert_eq!(said(&dir, "ptrace"), Some(esrch.clone()));
+    assert_eq!(said(&dir, "pidfd_open"), Some(esrch));
+    assert_eq!(
+        said(&dir, "process_vm_readv"),
+        Some(libc::EPERM.to_string())
+    );
+    let procs = said(&dir, "procs").expect("procs line");
     assert!(
         !procs.contains("sandbox-audit"),
         "a sandbox-audit process is visible: {procs}"
@@ -128,7 +149,13 @@ fn chattr_is_impossible() {
     let dir = TempDir::new("esc-chattr");
     let file = format!("{}/appendonly", dir.path());
     std::fs::write(&file, "x").unwrap();
-    assert!(Command::new("chattr").args(["+a", &file]).status().unwrap().success());
+    assert!(
+        Command::new("chattr")
+            .args(["+a", &file])
+            .status()
+            .unwrap()
+            .success()
+    );
     let o = run(
         &dir,
         "process",
@@ -139,10 +166,13 @@ fn chattr_is_impossible() {
     );
     let lsattr = Command::new("lsattr").arg(&file).output().unwrap();
     let _ = Command::new("chattr").args(["-a", &file]).status();
-    assert_ne!(said(&o, "chattr").as_deref(), Some("0"), "{}", stderr(&o));
-    assert_ne!(said(&o, "truncate").as_deref(), Some("0"));
+    assert_ne!(said(&dir, "chattr").as_deref(), Some("0"), "{}", stderr(&o));
+    assert_ne!(said(&dir, "truncate").as_deref(), Some("0"));
     let attrs = String::from_utf8_lossy(&lsattr.stdout);
-    assert!(attrs.split_whitespace().next().unwrap().contains('a'), "{attrs}");
+    assert!(
+        attrs.split_whitespace().next().unwrap().contains('a'),
+        "{attrs}"
+    );
 }
 
 #[test]
@@ -150,7 +180,7 @@ fn the_sandbox_has_no_dangerous_capabilities_and_no_new_privs() {
     let dir = TempDir::new("esc-caps");
     let o = run(&dir, "process", &[], &["cat", "/proc/self/status"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = cmd_out(&dir);
     let field = |k: &str| {
         out.lines()
             .find_map(|l| l.strip_prefix(k))
@@ -165,30 +195,41 @@ fn the_sandbox_has_no_dangerous_capabilities_and_no_new_privs() {
     }
     assert_eq!(field("NoNewPrivs:"), "1");
     assert_eq!(field("Seccomp:"), "2");
-    let start = records(&o).into_iter().find(|r| r["kind"] == "start").unwrap();
+    let start = records(&o)
+        .into_iter()
+        .find(|r| r["kind"] == "start")
+        .unwrap();
     let sb = &start["scope"]["sandbox"];
     let sb = if sb.is_null() { &start["sandbox"] } else { sb };
     assert_eq!(sb["isolation"], "sandbox", "{start:#}");
     assert_eq!(sb["no_new_privs"], 1);
-    assert!(sb["capabilities_dropped"]
-        .as_array()
-        .unwrap()
-        .contains(&Value::from("CAP_SYS_ADMIN")));
+    assert!(
+        sb["capabilities_dropped"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("CAP_SYS_ADMIN"))
+    );
 }
 
 #[test]
 fn user_and_empty_network_are_applied_and_recorded() {
     let dir = TempDir::new("esc-user");
+    // CMD (as nobody) writes its output here.
+    let out = format!("{}/cmd.out", dir.path());
+    std::fs::write(&out, "").unwrap();
+    std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let o = run(
         &dir,
         "process",
         &["--user", "65534:65533", "--net", "none"],
-        &strs(&sh("echo uid=$(id -u) gid=$(id -g); echo ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ,)")),
+        &strs(&sh(
+            "echo uid=$(id -u) gid=$(id -g); echo ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\\n' ,)",
+        )),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = cmd_out(&dir);
     assert!(out.contains("uid=65534 gid=65533"), "{out}");
-    assert_eq!(said(&o, "ifaces").as_deref(), Some("lo,"));
+    assert_eq!(said(&dir, "ifaces").as_deref(), Some("lo,"));
     let recs = records(&o);
     let start = recs.iter().find(|r| r["kind"] == "start").unwrap();
     let text = start.to_string();
@@ -206,8 +247,14 @@ fn no_isolation_is_recorded_as_such() {
     let dir = TempDir::new("esc-noiso");
     let o = run(&dir, "process", &["--no-isolation"], &["true"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let start = records(&o).into_iter().find(|r| r["kind"] == "start").unwrap();
-    assert!(start.to_string().contains("\"isolation\":\"none\""), "{start}");
+    let start = records(&o)
+        .into_iter()
+        .find(|r| r["kind"] == "start")
+        .unwrap();
+    assert!(
+        start.to_string().contains("\"isolation\":\"none\""),
+        "{start}"
+    );
 }
 
 #[test]
@@ -222,8 +269,13 @@ fn io_uring_and_the_ia32_abi_are_denied_and_recorded() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let eperm = libc::EPERM.to_string();
-    assert_eq!(said(&o, "io_uring_setup"), Some(eperm.clone()), "{}", stderr(&o));
-    assert_eq!(said(&o, "int80_open"), Some(eperm));
+    assert_eq!(
+        said(&dir, "io_uring_setup"),
+        Some(eperm.clone()),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(said(&dir, "int80_open"), Some(eperm));
     let recs = records(&o);
     let denied: Vec<&Value> = recs.iter().filter(|r| r["kind"] == "denied").collect();
     let uring = denied
@@ -271,11 +323,20 @@ fn the_cgroup_root_cannot_be_reached_from_the_sandbox() {
         &dir,
         "file",
         &[],
-        &[w.to_str().unwrap(), "leave-cgroup", procs.to_str().unwrap(), &marker],
+        &[
+            w.to_str().unwrap(),
+            "leave-cgroup",
+            procs.to_str().unwrap(),
+            &marker,
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_ne!(said(&o, "leave").as_deref(), Some("0"), "the sandbox left its cgroup");
-    assert_eq!(said(&o, "marker_open").as_deref(), Some("0"));
+    assert_ne!(
+        said(&dir, "leave").as_deref(),
+        Some("0"),
+        "the sandbox left its cgroup"
+    );
+    assert_eq!(said(&dir, "marker_open").as_deref(), Some("0"));
     let recs = records(&o);
     assert!(
         recs.iter()
@@ -295,10 +356,15 @@ fn leaving_the_cgroup_without_isolation_stays_in_scope_and_is_recorded() {
         &dir,
         "file",
         &["--no-isolation"],
-        &[w.to_str().unwrap(), "leave-cgroup", procs.to_str().unwrap(), &marker],
+        &[
+            w.to_str().unwrap(),
+            "leave-cgroup",
+            procs.to_str().unwrap(),
+            &marker,
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(said(&o, "leave").as_deref(), Some("0"), "{}", stderr(&o));
+    assert_eq!(said(&dir, "leave").as_deref(), Some("0"), "{}", stderr(&o));
     let recs = records(&o);
     let exec = recs
         .iter()
@@ -307,10 +373,13 @@ fn leaving_the_cgroup_without_isolation_stays_in_scope_and_is_recorded() {
     let pid = &exec["proc"]["pid"];
     let migrate = recs
         .iter()
-        .find(|r| r["kind"] == "cgroup_migrate" && &r["target_pid"] == pid)
+        .find(|r| r["kind"] == "cgroup_migrate" && &r["target_pid"] == pid && r["dst_path"] == "/")
         .unwrap_or_else(|| panic!("no cgroup_migrate record: {recs:#?}"));
     assert_eq!(migrate["dst_path"], "/");
-    assert_eq!(migrate["dst_cgroup_id"], std::fs::metadata(cgroup_mount()).unwrap().ino());
+    assert_eq!(
+        migrate["dst_cgroup_id"],
+        std::fs::metadata(cgroup_mount()).unwrap().ino()
+    );
     assert_eq!(migrate["was_in_scope"], 1);
     let open = recs
         .iter()
@@ -328,7 +397,10 @@ fn exec_cgroup(parent: &str, pid: u32) -> std::path::PathBuf {
 fn wait_populated(cg: &std::path::Path) {
     let t = Instant::now();
     while !cgroup::populated(cg).unwrap_or(false) {
-        assert!(t.elapsed() < Duration::from_secs(30), "the sandbox never started");
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the sandbox never started"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -351,7 +423,12 @@ fn killing_the_agent_kills_the_sandbox_within_a_second() {
     wait_populated(&cg);
     // Both sleeps and the shell are up once three processes are there.
     let t = Instant::now();
-    while std::fs::read_to_string(cg.join("cgroup.procs")).unwrap().lines().count() < 3 {
+    while std::fs::read_to_string(cg.join("cgroup.procs"))
+        .unwrap()
+        .lines()
+        .count()
+        < 3
+    {
         assert!(t.elapsed() < Duration::from_secs(30));
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -369,7 +446,10 @@ fn killing_the_agent_kills_the_sandbox_within_a_second() {
     std::thread::sleep(Duration::from_millis(100));
     let _ = std::fs::remove_dir(&cg);
     let _ = std::fs::remove_dir(cgroup_mount().join(&parent));
-    assert!(took < Duration::from_secs(1), "the sandbox outlived the agent by {took:?}");
+    assert!(
+        took < Duration::from_secs(1),
+        "the sandbox outlived the agent by {took:?}"
+    );
 }
 
 #[test]
@@ -377,11 +457,13 @@ fn a_full_log_filesystem_stops_the_sandbox_with_its_own_status() {
     let dir = TempDir::new("esc-enospc");
     let log = format!("{}/log", dir.path());
     std::fs::create_dir_all(&log).unwrap();
-    assert!(Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", &log])
-        .status()
-        .unwrap()
-        .success());
+    assert!(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs", &log])
+            .status()
+            .unwrap()
+            .success()
+    );
     struct Unmount(String);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -445,7 +527,11 @@ fn a_full_log_filesystem_stops_the_sandbox_with_its_own_status() {
         (last - full_ns) / 1_000_000
     );
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(std::fs::read_to_string(&ticks).unwrap(), text, "the sandbox still runs");
+    assert_eq!(
+        std::fs::read_to_string(&ticks).unwrap(),
+        text,
+        "the sandbox still runs"
+    );
 }
 
 #[test]
@@ -454,15 +540,17 @@ fn ordinary_programs_work_isolated_with_records_of_the_same_shape() {
     let script = "echo a b c | tr ' ' '\\n' | wc -l; \
                   python3 -c 'import os; print(\"py=\" + str(os.getpid()))'; \
                   head -1 /proc/self/status";
-    let iso = run(&dir, "file", &[], &strs(&sh(script)));
-    let plain = run(&dir, "file", &["--no-isolation"], &strs(&sh(script)));
-    for o in [&iso, &plain] {
+    let check = |o: &Output| {
         assert!(o.status.success(), "{}", stderr(o));
-        let out = String::from_utf8_lossy(&o.stdout);
+        let out = cmd_out(&dir);
         assert!(out.lines().any(|l| l.trim() == "3"), "{out}");
         assert!(out.contains("py="), "{out}");
         assert!(out.contains("Name:\thead"), "{out}");
-    }
+    };
+    let iso = run(&dir, "file", &[], &strs(&sh(script)));
+    check(&iso);
+    let plain = run(&dir, "file", &["--no-isolation"], &strs(&sh(script)));
+    check(&plain);
     // Same kinds of records with the same fields for the same programs.
     let shape = |o: &Output| {
         let mut s: Vec<(String, Vec<String>)> = records(o)

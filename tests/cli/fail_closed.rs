@@ -48,7 +48,10 @@ fn the_watchdog_freezes_the_cgroup_when_the_agent_is_killed() {
     daemon.wait().unwrap();
     let t = Instant::now();
     while !frozen(&cg) {
-        assert!(t.elapsed() < Duration::from_secs(10), "the cgroup was not frozen");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the cgroup was not frozen"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = std::fs::write(cg.path().join("cgroup.freeze"), "0");

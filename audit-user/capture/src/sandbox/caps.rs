@@ -79,7 +79,9 @@ pub fn kept(bounding: u64) -> Vec<&'static str> {
     NAMES
         .iter()
         .enumerate()
-        .filter(|(i, _)| bounding & (1 << i) != 0 && !DROPPED.iter().any(|(_, n)| *n as usize == *i))
+        .filter(|(i, _)| {
+            bounding & (1 << i) != 0 && !DROPPED.iter().any(|(_, n)| *n as usize == *i)
+        })
         .map(|(_, n)| *n)
         .collect()
 }

@@ -151,8 +151,14 @@ mod tests {
         send_message(b.as_raw_fd(), &Message::Listener(x)).unwrap();
         send_message(b.as_raw_fd(), &Message::ExecFailed(2)).unwrap();
         send_message(b.as_raw_fd(), &Message::SetupFailed("mount: EPERM".into())).unwrap();
-        assert!(matches!(recv(a.as_raw_fd()).unwrap(), Some(Message::Listener(_))));
-        assert!(matches!(recv(a.as_raw_fd()).unwrap(), Some(Message::ExecFailed(2))));
+        assert!(matches!(
+            recv(a.as_raw_fd()).unwrap(),
+            Some(Message::Listener(_))
+        ));
+        assert!(matches!(
+            recv(a.as_raw_fd()).unwrap(),
+            Some(Message::ExecFailed(2))
+        ));
         assert!(matches!(
             recv(a.as_raw_fd()).unwrap(),
             Some(Message::SetupFailed(t)) if t == "mount: EPERM"

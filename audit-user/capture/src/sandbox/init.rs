@@ -98,7 +98,8 @@ fn wait_pid(pid: i32) -> i32 {
     loop {
         // SAFETY: valid pointer.
         let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
-        if r == pid || (r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
+        if r == pid
+            || (r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR))
         {
             return status;
         }
@@ -140,7 +141,10 @@ pub fn outer_main(cfg: SandboxConfig, sock: RawFd, procs: RawFd, agent: i32) -> 
     // SAFETY: single-threaded process (a fresh exec), so fork is safe.
     let init = unsafe { libc::fork() };
     if init < 0 {
-        fail(sock, format!("fork of the init: {}", std::io::Error::last_os_error()));
+        fail(
+            sock,
+            format!("fork of the init: {}", std::io::Error::last_os_error()),
+        );
     }
     if init == 0 {
         init_main(&cfg, sock, procs);
@@ -178,7 +182,10 @@ fn init_main(cfg: &SandboxConfig, sock: RawFd, procs: RawFd) -> ! {
         // SAFETY: our fd.
         unsafe { libc::close(procs) };
         // SAFETY: unshare has no memory preconditions.
-        check(unsafe { libc::unshare(libc::CLONE_NEWCGROUP) }, "unshare(cgroup)")
+        check(
+            unsafe { libc::unshare(libc::CLONE_NEWCGROUP) },
+            "unshare(cgroup)",
+        )
     };
     if let Err(e) = setup() {
         fail(sock, e);
@@ -197,7 +204,10 @@ fn init_main(cfg: &SandboxConfig, sock: RawFd, procs: RawFd) -> ! {
     // SAFETY: single-threaded; the child only runs our code, then execs.
     let cmd = unsafe { libc::fork() };
     if cmd < 0 {
-        fail(sock, format!("fork of CMD: {}", std::io::Error::last_os_error()));
+        fail(
+            sock,
+            format!("fork of CMD: {}", std::io::Error::last_os_error()),
+        );
     }
     if cmd == 0 {
         default_signals();
@@ -240,7 +250,8 @@ fn init_main(cfg: &SandboxConfig, sock: RawFd, procs: RawFd) -> ! {
 
 /// In CMD's process, right before exec: everything that takes privilege away.
 fn restrict(cfg: &SandboxConfig, filter: &[libc::sock_filter], sock: RawFd) -> Result<(), String> {
-    caps::drop_bounding().map_err(|e| format!("dropping capabilities from the bounding set: {e}"))?;
+    caps::drop_bounding()
+        .map_err(|e| format!("dropping capabilities from the bounding set: {e}"))?;
     if let Some((uid, gid)) = cfg.user {
         let groups = [gid];
         // SAFETY: valid array of one gid; then plain id switches.

@@ -212,7 +212,9 @@ pub fn run_if_helper() {
             .rewind()
             .and_then(|_| file.read_to_end(&mut text))
             .map_err(|e| e.to_string())
-            .and_then(|_| serde_json::from_slice::<SandboxConfig>(&text).map_err(|e| e.to_string()));
+            .and_then(|_| {
+                serde_json::from_slice::<SandboxConfig>(&text).map_err(|e| e.to_string())
+            });
         drop(file);
         match read {
             Ok(cfg) => init::outer_main(cfg, sock, procs, agent),

@@ -53,7 +53,10 @@ fn mount(src: &str, target: &Path, fstype: &str, flags: libc::c_ulong, data: &st
         )
     };
     if rc < 0 {
-        return Err(errno(&format!("mounting {fstype} {src} on {}", target.display())));
+        return Err(errno(&format!(
+            "mounting {fstype} {src} on {}",
+            target.display()
+        )));
     }
     Ok(())
 }
@@ -225,7 +228,13 @@ fn minimal_dev() -> Step<()> {
 /// Outer-process part: private propagation, hidden directories, /dev, /sys.
 pub fn prepare(hidden: &[PathBuf]) -> Step<()> {
     let cwd = std::env::current_dir().ok();
-    mount("none", Path::new("/"), "", libc::MS_REC | libc::MS_PRIVATE, "")?;
+    mount(
+        "none",
+        Path::new("/"),
+        "",
+        libc::MS_REC | libc::MS_PRIVATE,
+        "",
+    )?;
     for dir in hidden {
         cover(dir)?;
     }

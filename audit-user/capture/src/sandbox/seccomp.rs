@@ -179,7 +179,11 @@ mod tests {
     fn denies_exactly_the_listed_x86_64_syscalls() {
         let p = program();
         for (name, nr) in DENIED {
-            assert_eq!(evaluate(&p, AUDIT_ARCH_X86_64, *nr as u32), NOTIFY, "{name}");
+            assert_eq!(
+                evaluate(&p, AUDIT_ARCH_X86_64, *nr as u32),
+                NOTIFY,
+                "{name}"
+            );
         }
         for nr in [
             libc::SYS_read,
@@ -199,7 +203,10 @@ mod tests {
         let p = program();
         for nr in [0, 5, 11, 295, 1000] {
             assert_eq!(evaluate(&p, AUDIT_ARCH_I386, nr), NOTIFY);
-            assert_eq!(evaluate(&p, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | nr), NOTIFY);
+            assert_eq!(
+                evaluate(&p, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | nr),
+                NOTIFY
+            );
         }
         assert_eq!(evaluate(&p, 0xdead_beef, 0), NOTIFY);
     }

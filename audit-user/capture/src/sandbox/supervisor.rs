@@ -110,7 +110,9 @@ fn read_control(control: OwnedFd, tx: Sender<Event>, stop: Arc<AtomicBool>) {
             }
             Ok(None) => break,
             Err(e) => {
-                let _ = tx.send(Event::SetupFailed(format!("reading the control channel: {e}")));
+                let _ = tx.send(Event::SetupFailed(format!(
+                    "reading the control channel: {e}"
+                )));
                 break;
             }
         }

@@ -39,7 +39,9 @@ impl Watchdog {
         let mut fds = [0; 2];
         // SAFETY: valid array.
         if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-            return Err(io("creating the watchdog pipe")(std::io::Error::last_os_error()));
+            return Err(io("creating the watchdog pipe")(
+                std::io::Error::last_os_error(),
+            ));
         }
         // SAFETY: fresh fds, ours.
         let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };

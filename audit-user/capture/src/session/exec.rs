@@ -54,9 +54,13 @@ pub const EXIT_CAPTURE_FAILED: u8 = 123;
 /// `exec` stopped CMD because auditing it was no longer possible.
 #[derive(Debug, Error)]
 pub enum Stopped {
-    #[error("the log could not be written ({0}); the sandbox was frozen and killed before the probes detached")]
+    #[error(
+        "the log could not be written ({0}); the sandbox was frozen and killed before the probes detached"
+    )]
     LogFailed(String),
-    #[error("the capture failed ({0}); the sandbox was frozen and killed before the probes detached")]
+    #[error(
+        "the capture failed ({0}); the sandbox was frozen and killed before the probes detached"
+    )]
     CaptureFailed(String),
 }
 

@@ -51,10 +51,13 @@ fn int80_open(path: &str) -> i64 {
         std::ptr::copy_nonoverlapping(bytes.as_ptr(), page.cast::<u8>(), n);
         *page.cast::<u8>().add(n) = 0;
         let nr: i64 = 5; // i386 open
+        // rbx is reserved by LLVM: swap the path pointer in and out.
         std::arch::asm!(
+            "xchg rbx, {path}",
             "int 0x80",
+            "xchg rbx, {path}",
+            path = inout(reg) page as u64 => _,
             inlateout("rax") nr => ret,
-            in("rbx") page as u64,
             in("rcx") 0u64, // O_RDONLY
             in("rdx") 0u64,
         );
