@@ -138,3 +138,39 @@ pub struct ExitEvent {
     pub flags: u32,
 }
 assert_size!(ExitEvent, 88);
+
+/// Bound on the destination cgroup path kept per migration event.
+pub const CGROUP_PATH_MAX: usize = 512;
+
+pub mod migrate_flags {
+    /// The migrated process was already in scope (tracked) before it moved.
+    pub const WAS_IN_SCOPE: u32 = 1;
+    /// The destination is the audited cgroup: the process entered the scope.
+    pub const ENTERED_SCOPE: u32 = 2;
+    /// The destination path was longer than `CGROUP_PATH_MAX` and was cut.
+    pub const PATH_TRUNCATED: u32 = 8;
+}
+
+/// A cgroup migration (cgroup:cgroup_attach_task) of an in-scope process, or
+/// one made by an in-scope writer, or one into the audited cgroup. The
+/// header describes the WRITER (the task that wrote cgroup.procs); the
+/// migrated process is `target_pid`. Fixed size: `path_len` bytes of `path`
+/// are valid.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CgroupMigrateEvent {
+    pub header: EventHeader,
+    /// Host pid of the migrated thread-group leader (or thread).
+    pub target_pid: u32,
+    /// Depth of the destination below its hierarchy root.
+    pub dst_level: u32,
+    /// Destination cgroup id (inode of its directory on cgroup v2).
+    pub dst_id: u64,
+    /// cgroup hierarchy id of the destination (0 = cgroup v2).
+    pub hierarchy_id: u32,
+    pub flags: u32,
+    pub path_len: u32,
+    pub _pad: u32,
+    pub path: [u8; CGROUP_PATH_MAX],
+}
+assert_size!(CgroupMigrateEvent, 80 + 32 + CGROUP_PATH_MAX);

@@ -25,6 +25,8 @@ pub enum EventKind {
     Fork = 2,
     Exit = 3,
     Syscall = 4,
+    /// A task's cgroup changed (cgroup:cgroup_attach_task).
+    CgroupMigrate = 5,
 }
 
 impl EventKind {
@@ -33,6 +35,7 @@ impl EventKind {
         EventKind::Fork,
         EventKind::Exit,
         EventKind::Syscall,
+        EventKind::CgroupMigrate,
     ];
 
     pub const fn from_u32(v: u32) -> Option<EventKind> {
@@ -41,6 +44,7 @@ impl EventKind {
             2 => Some(EventKind::Fork),
             3 => Some(EventKind::Exit),
             4 => Some(EventKind::Syscall),
+            5 => Some(EventKind::CgroupMigrate),
             _ => None,
         }
     }
@@ -52,6 +56,7 @@ impl EventKind {
             EventKind::Fork => "fork",
             EventKind::Exit => "exit",
             EventKind::Syscall => "syscall",
+            EventKind::CgroupMigrate => "cgroup_migrate",
         }
     }
 }

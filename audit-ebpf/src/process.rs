@@ -2,23 +2,27 @@
 //! since 4.17, no BTF needed to attach, arguments are the TP_PROTO pointers.
 
 use audit_common::{
+    config::scope_mode,
     event::{
-        EXEC_ARGV_MAX, EXEC_DATA_MAX, EXEC_FILENAME_MAX, EventHeader, ExecEvent, ExecScratch,
-        ExitEvent, ForkEvent, exec_flags, exit_flags, fork_flags,
+        CGROUP_PATH_MAX, CgroupMigrateEvent, EXEC_ARGV_MAX, EXEC_DATA_MAX, EXEC_FILENAME_MAX,
+        EventHeader, ExecEvent, ExecScratch, ExitEvent, ForkEvent, exec_flags, exit_flags,
+        fork_flags, migrate_flags,
     },
     kind::{EventKind, loss_slot},
 };
 use aya_ebpf::{
+    EbpfContext,
     helpers::{bpf_probe_read_kernel_str_bytes, generated::bpf_probe_read_user},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
 };
 
 use crate::{
+    emit::wakeup_flags,
     emit::{count_loss, emit_bytes, emit_fixed},
     globals::{self, OFFSETS},
-    maps::{EXEC_SCRATCH, FD_MARKS, PENDING, TRACKED_PIDS},
-    scope::in_scope,
+    maps::{EVENTS, EXEC_SCRATCH, FD_MARKS, PENDING, TRACKED_PIDS},
+    scope::{in_scope, in_scope_cgroup, is_tracked, track},
     task::{current_task, fill_header, read_at},
 };
 
@@ -106,9 +110,10 @@ pub fn sched_process_fork(ctx: RawTracePointContext) -> i32 {
     let child_tgid: u32 = read_at(child, globals::get(&OFFSETS.task_tgid)).unwrap_or(0);
     let thread = child_tgid == parent_tgid;
 
-    // Pid-tree scope follows new processes here, in the kernel, before the
-    // child can run: no window in which its events would be missed. (In
-    // cgroup mode the map only classifies kill targets.)
+    // Both scope modes follow new processes here, in the kernel, before the
+    // child can run: no window in which its events would be missed. In
+    // cgroup mode this also follows clone3(CLONE_INTO_CGROUP) children born
+    // outside the audited cgroup (the parent is in scope).
     if !thread && TRACKED_PIDS.insert(&child_tgid, &1, 0).is_err() {
         count_loss(loss_slot::SCOPE_MAP_FULL);
     }
@@ -166,6 +171,82 @@ pub fn sched_process_exit(_ctx: RawTracePointContext) -> i32 {
         let _ = TRACKED_PIDS.remove(&tgid);
         let _ = FD_MARKS.remove(&tgid);
     }
+    0
+}
+
+/// cgroup:cgroup_attach_task record layout (stable tracepoint format):
+/// dst_root i32 @8, dst_level i32 @12, dst_id u64 @16, pid i32 @24,
+/// __data_loc dst_path @28. It fires once per migrated leader (threadgroup)
+/// or thread, AFTER the move, in the context of the task that wrote
+/// cgroup.procs / cgroup.threads.
+const MIGRATE_DST_ROOT: usize = 8;
+const MIGRATE_DST_LEVEL: usize = 12;
+const MIGRATE_DST_ID: usize = 16;
+const MIGRATE_PID: usize = 24;
+const MIGRATE_DST_PATH: usize = 28;
+
+/// Every cgroup migration of an in-scope process is recorded, and a process
+/// that moves into the audited cgroup enters the scope (is tracked) here, so
+/// moving out again later does not take it out of the scope.
+#[tracepoint]
+pub fn cgroup_attach_task(ctx: TracePointContext) -> u32 {
+    let pid = unsafe { ctx.read_at::<i32>(MIGRATE_PID) }.unwrap_or(0) as u32;
+    let root = unsafe { ctx.read_at::<i32>(MIGRATE_DST_ROOT) }.unwrap_or(-1);
+    let level = unsafe { ctx.read_at::<i32>(MIGRATE_DST_LEVEL) }.unwrap_or(0) as u32;
+    let dst_id = unsafe { ctx.read_at::<u64>(MIGRATE_DST_ID) }.unwrap_or(0);
+    let was_in = is_tracked(pid);
+    // Hierarchy 0 is cgroup v2, the one the cgroup scope is defined on.
+    let entered = globals::get(&globals::SCOPE_MODE) == scope_mode::CGROUP
+        && root == 0
+        && dst_id == globals::get(&globals::SCOPE_CGROUP_ID);
+    let writer_in = in_scope(current_tgid()) || in_scope_cgroup();
+    if !(was_in || entered || writer_in) {
+        return 0;
+    }
+    if entered && !was_in {
+        track(pid);
+    }
+    let Some(mut entry) = EVENTS.reserve::<CgroupMigrateEvent>(0) else {
+        count_loss(EventKind::CgroupMigrate as u32);
+        return 0;
+    };
+    let ev = entry.as_mut_ptr();
+    let mut flags = 0;
+    if was_in {
+        flags |= migrate_flags::WAS_IN_SCOPE;
+    }
+    if entered {
+        flags |= migrate_flags::ENTERED_SCOPE;
+    }
+    // __data_loc: low 16 bits offset from the record start, high 16 length.
+    let loc = unsafe { ctx.read_at::<u32>(MIGRATE_DST_PATH) }.unwrap_or(0);
+    let (off, len) = ((loc & 0xffff) as usize, (loc >> 16) as usize);
+    let mut path_len = 0usize;
+    unsafe {
+        let dst = &mut (*ev).path;
+        if len > 0 {
+            let src = (ctx.as_ptr() as *const u8).add(off);
+            if let Ok(s) = bpf_probe_read_kernel_str_bytes(src, dst) {
+                path_len = s.len();
+            }
+        }
+        if len > CGROUP_PATH_MAX {
+            flags |= migrate_flags::PATH_TRUNCATED;
+        }
+        fill_header(
+            &mut (*ev).header,
+            EventKind::CgroupMigrate as u32,
+            core::mem::size_of::<CgroupMigrateEvent>() as u32,
+        );
+        (*ev).target_pid = pid;
+        (*ev).dst_level = level;
+        (*ev).dst_id = dst_id;
+        (*ev).hierarchy_id = root as u32;
+        (*ev).flags = flags;
+        (*ev).path_len = (path_len & (CGROUP_PATH_MAX - 1)) as u32;
+        (*ev)._pad = 0;
+    }
+    entry.submit(wakeup_flags());
     0
 }
 

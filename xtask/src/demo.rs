@@ -1,7 +1,8 @@
 //! `cargo xtask demo`: a short scripted "agent" — execs, a fork tree, a
 //! failing command, a killed process, file, network and privilege actions —
-//! run under `sandbox-audit exec`, with its records shown as they arrive,
-//! then `sandbox-audit verify` on the log it wrote.
+//! run under `sandbox-audit exec` (isolated: it cannot reach the recorder,
+//! and what cannot be audited is denied and recorded), with its records
+//! shown as they arrive, then `sandbox-audit verify` on the log it wrote.
 
 use std::{
     io::{BufRead, BufReader},
@@ -32,7 +33,10 @@ try:
 except OSError:
     pass
 PY
-say "making the notes append-only, then not"; chattr +a /tmp/agent-work/notes.txt; chattr -a /tmp/agent-work/notes.txt
+say "making the notes append-only (refused: no CAP_LINUX_IMMUTABLE in the sandbox)"; chattr +a /tmp/agent-work/notes.txt 2>/dev/null
+say "looking for the recorder's keys and log (hidden in the sandbox)"; ls -A /var/lib/sandbox-audit/keys /var/log/sandbox-audit
+say "io_uring, which the probes cannot see (denied and recorded)"
+/usr/bin/python3 -c 'import ctypes; ctypes.CDLL(None).syscall(425, 4, ctypes.create_string_buffer(120))' 
 say "cleaning up"; rm -r /tmp/agent-work
 say "done"
 "#;
@@ -109,6 +113,9 @@ fn render(line: &str) -> Option<String> {
         None => "(sandbox-audit)".to_string(),
     };
     let mut detail: Vec<String> = Vec::new();
+    if v["kind"] == "denied" {
+        detail.push(format!("syscall={}", short(&v["syscall"])));
+    }
     if let Value::Object(m) = &v {
         for (k, val) in m {
             if QUIET.contains(&k.as_str())

@@ -5,7 +5,7 @@
 use std::mem::size_of;
 
 use audit_common::{
-    event::{EventHeader, ExecEvent, ExitEvent, ForkEvent},
+    event::{CGROUP_PATH_MAX, CgroupMigrateEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent},
     kind::EventKind,
     syscall::{ArgDataHeader, SyscallEvent},
 };
@@ -49,6 +49,14 @@ pub enum Event {
     Fork(ForkEvent),
     Exit(ExitEvent),
     Syscall(Syscall),
+    CgroupMigrate(CgroupMigrate),
+}
+
+/// A cgroup migration; `path` is the destination, relative to its hierarchy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupMigrate {
+    pub raw: CgroupMigrateEvent,
+    pub path: Vec<u8>,
 }
 
 impl Event {
@@ -58,6 +66,7 @@ impl Event {
             Event::Fork(e) => &e.header,
             Event::Exit(e) => &e.header,
             Event::Syscall(e) => &e.raw.header,
+            Event::CgroupMigrate(e) => &e.raw.header,
         }
     }
 }
@@ -76,6 +85,8 @@ pub enum DecodeError {
         argv: u32,
         available: usize,
     },
+    #[error("cgroup path length {0} exceeds the event's path slot")]
+    CgroupPathLength(u32),
     #[error("syscall capture at byte {at} claims {len} bytes, past the event's end")]
     ArgDataLength { at: usize, len: u32 },
 }
@@ -151,6 +162,17 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
             Ok(Event::Syscall(Syscall { raw, arg_data }))
         }
+        Some(EventKind::CgroupMigrate) => {
+            let raw: CgroupMigrateEvent = read(bytes)?;
+            let len = raw.path_len as usize;
+            if len > CGROUP_PATH_MAX {
+                return Err(DecodeError::CgroupPathLength(raw.path_len));
+            }
+            Ok(Event::CgroupMigrate(CgroupMigrate {
+                path: raw.path[..len].to_vec(),
+                raw,
+            }))
+        }
         None => Err(DecodeError::UnknownKind(header.kind)),
     }
 }
@@ -172,6 +194,35 @@ pub fn split_argv(area: &[u8]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cgroup_migrate_decodes_and_bounds_its_path() {
+        let mut ev = CgroupMigrateEvent {
+            header: header(EventKind::CgroupMigrate, size_of::<CgroupMigrateEvent>()),
+            target_pid: 9,
+            dst_level: 0,
+            dst_id: 1,
+            hierarchy_id: 0,
+            flags: 1,
+            path_len: 1,
+            _pad: 0,
+            path: [0; CGROUP_PATH_MAX],
+        };
+        ev.path[0] = b'/';
+        ev.path[1] = b'x'; // past path_len: not part of the path
+        match decode(&bytes_of(&ev)).unwrap() {
+            Event::CgroupMigrate(m) => {
+                assert_eq!(m.path, b"/");
+                assert_eq!(m.raw.target_pid, 9);
+            }
+            other => panic!("{other:?}"),
+        }
+        ev.path_len = CGROUP_PATH_MAX as u32 + 1;
+        assert_eq!(
+            decode(&bytes_of(&ev)),
+            Err(DecodeError::CgroupPathLength(CGROUP_PATH_MAX as u32 + 1))
+        );
+    }
     use audit_common::event::{EXEC_DATA_MAX, exec_flags};
 
     fn header(kind: EventKind, size: usize) -> EventHeader {

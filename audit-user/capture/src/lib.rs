@@ -14,5 +14,6 @@ pub mod drain;
 pub mod preflight;
 pub mod probes;
 pub mod record;
+pub mod sandbox;
 pub mod session;
 pub mod syscalls;

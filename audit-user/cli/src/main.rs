@@ -7,9 +7,10 @@ mod store_args;
 
 use audit_capture::{
     probes::ProbeOptions,
+    sandbox::{self, SandboxOptions},
     session::{
         StopSignals,
-        exec::{ExecOptions, exec},
+        exec::{ExecOptions, Isolation, Stopped, exec},
         run::{Target, run},
     },
     syscalls::Family,
@@ -73,6 +74,12 @@ enum Cmd {
         /// Process to audit, with all its present and future descendants.
         #[arg(long)]
         pid: Option<u32>,
+        /// If sandbox-audit exits without a clean stop (killed, crashed), a
+        /// watchdog process freezes the audited cgroup (--cgroup) or stops
+        /// the audited process tree with SIGSTOP (--pid); on a log or capture
+        /// error sandbox-audit does so itself before the probes detach.
+        #[arg(long)]
+        fail_closed: bool,
         #[command(flatten)]
         capture: CaptureArgs,
         #[command(flatten)]
@@ -84,6 +91,17 @@ enum Cmd {
         /// Where to create the per-run cgroup, relative to the cgroup2 root.
         #[arg(long, default_value = "sandbox-audit")]
         cgroup_parent: PathBuf,
+        /// Run CMD in the host's namespaces with sandbox-audit's privileges
+        /// (audited, but able to reach the recorder); recorded in `start`.
+        #[arg(long, conflicts_with_all = ["user", "net"])]
+        no_isolation: bool,
+        /// Run CMD as UID[:GID] (GID defaults to UID), without capabilities.
+        #[arg(long, value_name = "UID[:GID]", value_parser = parse_user)]
+        user: Option<(u32, u32)>,
+        /// `none`: CMD gets an empty network namespace; `host` (default):
+        /// the host's network.
+        #[arg(long, value_name = "none|host", default_value = "host", value_parser = ["none", "host"])]
+        net: String,
         #[command(flatten)]
         capture: CaptureArgs,
         #[command(flatten)]
@@ -105,6 +123,18 @@ enum Cmd {
     Keygen(KeygenArgs),
 }
 
+/// `UID[:GID]` for --user.
+fn parse_user(s: &str) -> Result<(u32, u32), String> {
+    let num = |v: &str| {
+        v.parse::<u32>()
+            .map_err(|_| format!("`{v}` is not a numeric id (expected UID[:GID])"))
+    };
+    match s.split_once(':') {
+        Some((u, g)) => Ok((num(u)?, num(g)?)),
+        None => num(s).map(|u| (u, u)),
+    }
+}
+
 /// The capture settings, as recorded in the log's config.
 fn capture_config(c: &CaptureArgs) -> serde_json::Map<String, serde_json::Value> {
     let families: Vec<&str> = c.families.0.iter().map(|f| f.name()).collect();
@@ -123,6 +153,9 @@ const EXIT_NOT_FOUND: u8 = 127;
 
 fn failure(e: &anyhow::Error) -> ExitCode {
     eprintln!("sandbox-audit: error: {e:#}");
+    if let Some(s) = e.downcast_ref::<Stopped>() {
+        return ExitCode::from(s.exit_code());
+    }
     match e
         .root_cause()
         .downcast_ref::<io::Error>()
@@ -139,6 +172,8 @@ fn failure(e: &anyhow::Error) -> ExitCode {
 }
 
 fn main() -> ExitCode {
+    // The sandbox's init and the watchdog are this binary, freshly exec'd.
+    sandbox::run_if_helper();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     // Only a capture turns SIGINT/SIGTERM into a clean stop (it must write
@@ -158,6 +193,7 @@ fn main() -> ExitCode {
         Cmd::Run {
             cgroup,
             pid,
+            fail_closed,
             capture,
             store,
         } => {
@@ -175,6 +211,7 @@ fn main() -> ExitCode {
                             &target,
                             &o,
                             Duration::from_millis(capture.drain_interval_ms),
+                            fail_closed,
                             stop,
                             sink,
                         )
@@ -189,16 +226,29 @@ fn main() -> ExitCode {
         }
         Cmd::Exec {
             cgroup_parent,
+            no_isolation,
+            user,
+            net,
             capture,
             store,
             command,
         } => {
+            let isolation = if no_isolation {
+                Isolation::None
+            } else {
+                Isolation::Sandbox(SandboxOptions {
+                    user,
+                    net_none: net == "none",
+                    hidden: vec![store.log_dir.clone(), store.key_dir.clone()],
+                })
+            };
             let result = capture.probe_options().and_then(|probe| {
                 let opts = ExecOptions {
                     command,
                     cgroup_parent,
                     probe,
                     interval: Duration::from_millis(capture.drain_interval_ms),
+                    isolation,
                 };
                 with_store(
                     &store,

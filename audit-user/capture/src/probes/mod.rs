@@ -22,6 +22,7 @@ use crate::{
 };
 
 pub mod detach;
+pub mod freeze;
 mod tracefs;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
@@ -73,6 +74,8 @@ pub struct Probes {
     pub missing_fields: Vec<String>,
     /// Audited syscalls this kernel has no tracepoint for (not compiled in).
     pub unavailable_syscalls: Vec<&'static str>,
+    /// Maps frozen against writes from userspace after setup (BPF_MAP_FREEZE).
+    pub frozen_maps: Vec<String>,
 }
 
 impl Probes {
@@ -114,16 +117,30 @@ impl Probes {
                 .with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
         }
 
+        // Every cgroup migration of an in-scope process is recorded, and a
+        // move into the audited cgroup puts the mover in scope for good.
+        let p: &mut TracePoint = ebpf
+            .program_mut("cgroup_attach_task")
+            .ok_or_else(|| anyhow!("program cgroup_attach_task missing from the eBPF object"))?
+            .try_into()?;
+        p.load()
+            .context("the kernel verifier rejected cgroup_attach_task")?;
+        p.attach("cgroup", "cgroup_attach_task")
+            .context("attaching cgroup_attach_task to tracepoint cgroup:cgroup_attach_task")?;
+
         // Processes that existed before the probes were attached: add them
         // now. One forked in between is caught by the fork probe (its parent
         // is tracked) or by this walk (it exists now) — attach came first. In
-        // cgroup mode the map only tells kill targets inside from outside.
+        // cgroup mode a tracked process stays in scope when it leaves the
+        // cgroup.
         let existing = match &scope {
             Scope::PidTree { root } => descendants(*root)?,
             Scope::Cgroup(t) => cgroup::procs_below(&t.path)?,
         };
         track(&mut ebpf, &existing)?;
+        let frozen = freeze::freeze_maps(&ebpf)?;
         Ok(Probes {
+            frozen_maps: frozen,
             ebpf,
             scope,
             missing_fields,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use audit_common::event::{EventHeader, exec_flags, exit_flags, fork_flags};
+use audit_common::event::{EventHeader, exec_flags, exit_flags, fork_flags, migrate_flags};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde_json::{Value, json};
 
@@ -121,6 +121,7 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Record {
         Event::Fork(_) => "fork",
         Event::Exit(_) => "exit",
         Event::Syscall(s) => syscalls::by_nr(s.raw.nr).map_or("unknown_syscall", |d| d.kind),
+        Event::CgroupMigrate(_) => "cgroup_migrate",
     };
     let mut r = Record::new(kind, clock.wall_ns(h.boot_ns));
     r.fields.insert("proc".into(), process_json(h));
@@ -161,6 +162,26 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Record {
                 f.insert("signal".into(), (code & 0x7f).into());
                 f.insert("core_dumped".into(), flag(code & 0x80 != 0));
             }
+        }
+        Event::CgroupMigrate(m) => {
+            let fl = m.raw.flags;
+            f.insert("target_pid".into(), m.raw.target_pid.into());
+            f.insert("dst_cgroup_id".into(), m.raw.dst_id.into());
+            f.insert("dst_level".into(), m.raw.dst_level.into());
+            f.insert("hierarchy_id".into(), m.raw.hierarchy_id.into());
+            put_bytes(f, "dst_path", &m.path);
+            f.insert(
+                "path_truncated".into(),
+                flag(fl & migrate_flags::PATH_TRUNCATED != 0),
+            );
+            f.insert(
+                "was_in_scope".into(),
+                flag(fl & migrate_flags::WAS_IN_SCOPE != 0),
+            );
+            f.insert(
+                "entered_scope".into(),
+                flag(fl & migrate_flags::ENTERED_SCOPE != 0),
+            );
         }
         Event::Syscall(s) => match syscalls::by_nr(s.raw.nr) {
             Some(def) => syscall::fields(s, def, f),

@@ -1,5 +1,10 @@
-//! `sandbox-audit exec -- CMD ARGS…`: run CMD in a fresh cgroup, audit it and
+//! `sandbox-audit exec -- CMD ARGS…`: run CMD in a fresh cgroup — isolated
+//! from the recorder unless told otherwise (see `sandbox`) — audit it and
 //! every descendant until the last one has exited, and exit with CMD's status.
+//!
+//! Fail closed: if the log cannot be written or the capture fails while CMD
+//! runs, the sandbox is frozen and killed BEFORE the probes detach, and the
+//! error says so ([`Stopped`], its own exit status).
 
 use std::{
     ffi::OsString,
@@ -11,8 +16,13 @@ use std::{
 };
 
 use anyhow::{Context, Result, bail};
+use serde_json::json;
+use thiserror::Error;
 
-use audit_log::sink::Sink;
+use audit_log::{
+    record::{Json, Record},
+    sink::Sink,
+};
 
 use super::StopSignals;
 use crate::{
@@ -20,7 +30,79 @@ use crate::{
     drain::Drain,
     preflight,
     probes::{ProbeOptions, Scope},
+    sandbox::{
+        self, SandboxConfig, SandboxOptions,
+        supervisor::{self, Event, Supervisor},
+    },
 };
+
+/// How CMD is separated from the recorder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Isolation {
+    /// CMD runs in the host's namespaces with our privileges (audited, but
+    /// able to reach the recorder): `--no-isolation`.
+    None,
+    /// The default: see `sandbox`.
+    Sandbox(SandboxOptions),
+}
+
+/// Exit status of `exec` when the log could not be written while CMD ran.
+pub const EXIT_LOG_FAILED: u8 = 122;
+/// Exit status of `exec` when the capture itself failed while CMD ran.
+pub const EXIT_CAPTURE_FAILED: u8 = 123;
+
+/// `exec` stopped CMD because auditing it was no longer possible.
+#[derive(Debug, Error)]
+pub enum Stopped {
+    #[error(
+        "the log could not be written ({0}); the sandbox was frozen and killed before the probes detached"
+    )]
+    LogFailed(String),
+    #[error(
+        "the capture failed ({0}); the sandbox was frozen and killed before the probes detached"
+    )]
+    CaptureFailed(String),
+}
+
+impl Stopped {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Stopped::LogFailed(_) => EXIT_LOG_FAILED,
+            Stopped::CaptureFailed(_) => EXIT_CAPTURE_FAILED,
+        }
+    }
+}
+
+/// Passes records on and remembers whether the sink (the store) failed, so
+/// a store error is told apart from a capture error.
+struct Watched<'a> {
+    inner: &'a mut dyn Sink,
+    failed: Option<String>,
+}
+
+impl Watched<'_> {
+    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            self.failed.get_or_insert_with(|| format!("{e:#}"));
+        }
+        r
+    }
+}
+
+impl Sink for Watched<'_> {
+    fn start(&mut self, scope: Json) -> Result<()> {
+        let r = self.inner.start(scope);
+        self.note(r)
+    }
+    fn accept(&mut self, record: Record) -> Result<()> {
+        let r = self.inner.accept(record);
+        self.note(r)
+    }
+    fn flush(&mut self) -> Result<()> {
+        let r = self.inner.flush();
+        self.note(r)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -29,6 +111,7 @@ pub struct ExecOptions {
     pub cgroup_parent: PathBuf,
     pub probe: ProbeOptions,
     pub interval: Duration,
+    pub isolation: Isolation,
 }
 
 /// How `exec` ended: CMD's status, mapped like a shell does.
@@ -50,6 +133,7 @@ impl ExecOutcome {
 
 pub fn exec(opts: &ExecOptions, stop: &StopSignals, sink: &mut dyn Sink) -> Result<ExecOutcome> {
     preflight::check()?;
+    sandbox::protect_agent();
     let Some((program, args)) = opts.command.split_first() else {
         bail!("exec needs a command: sandbox-audit exec -- CMD [ARGS...]");
     };
@@ -101,27 +185,24 @@ pub fn resolve_program(program: &OsString) -> PathBuf {
         .unwrap_or_else(|| p.to_path_buf())
 }
 
-fn run_in(
-    cg: &Path,
-    scope: Scope,
-    program: &OsString,
-    args: &[OsString],
-    opts: &ExecOptions,
-    stop: &StopSignals,
-    sink: &mut dyn Sink,
-) -> Result<ExecOutcome> {
-    let mut session = super::scope_json(&scope);
-    session.insert(
-        "command".into(),
-        std::iter::once(program)
-            .chain(args)
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .into(),
-    );
-    let mut capture = Drain::start(scope, &opts.probe)?;
-    sink.start(session)?;
+/// Freezes the sandbox at once (nothing it does from now on goes unseen),
+/// then kills it, while the probes are still attached.
+fn freeze_and_kill(cg: &Path) {
+    if let Err(e) = std::fs::write(cg.join("cgroup.freeze"), "1") {
+        log::error!("freezing {}: {e}", cg.display());
+    }
+    if let Err(e) = cgroup::kill_all(cg) {
+        log::error!("{e:#}");
+    }
+    for _ in 0..200 {
+        if !cgroup::populated(cg).unwrap_or(false) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
 
+fn spawn_plain(cg: &Path, program: &OsString, args: &[OsString]) -> Result<std::process::Child> {
     // The child moves itself into the cgroup between fork and exec, so the
     // exec of CMD is its first audited event.
     let procs = OpenOptions::new()
@@ -142,15 +223,90 @@ fn run_in(
             Ok(())
         });
     }
-    let mut child = command
+    command
         .spawn()
-        .with_context(|| format!("cannot run {}", Path::new(program).display()))?;
-    drop(procs);
+        .with_context(|| format!("cannot run {}", Path::new(program).display()))
+}
 
+/// What the sandbox reported besides denied syscalls.
+#[derive(Default)]
+struct Reports {
+    exec_failed: Option<i32>,
+    setup_failed: Option<String>,
+    listener_failed: Option<String>,
+}
+
+fn handle(events: Vec<Event>, sink: &mut dyn Sink, reports: &mut Reports) -> Result<()> {
+    for ev in events {
+        match ev {
+            Event::Denied(d) => sink.accept(supervisor::record(&d))?,
+            Event::ExecFailed(e) => reports.exec_failed = Some(e),
+            Event::SetupFailed(t) => reports.setup_failed = Some(t),
+            Event::ListenerFailed(t) => reports.listener_failed = Some(t),
+            Event::Filtered => log::debug!("seccomp filter in place"),
+        }
+    }
+    Ok(())
+}
+
+fn run_in(
+    cg: &Path,
+    scope: Scope,
+    program: &OsString,
+    args: &[OsString],
+    opts: &ExecOptions,
+    stop: &StopSignals,
+    sink: &mut dyn Sink,
+) -> Result<ExecOutcome> {
+    let mut session = super::scope_json(&scope);
+    let argv: Vec<OsString> = std::iter::once(program).chain(args).cloned().collect();
+    session.insert(
+        "command".into(),
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .into(),
+    );
+    let config = match &opts.isolation {
+        Isolation::None => None,
+        Isolation::Sandbox(o) => Some(SandboxConfig::new(&resolve_program(program), &argv, o)),
+    };
+    let described = match &config {
+        Some(c) => serde_json::Value::Object(c.describe()),
+        None => json!({"isolation": "none"}),
+    };
+    session.insert("sandbox".into(), described);
+    let mut capture = Drain::start(scope, &opts.probe)?;
+    sink.start(session)?;
+
+    let (mut child, supervisor) = match &config {
+        None => (spawn_plain(cg, program, args)?, None),
+        Some(c) => {
+            let procs = OpenOptions::new()
+                .write(true)
+                .open(cg.join("cgroup.procs"))
+                .with_context(|| format!("opening {}/cgroup.procs", cg.display()))?;
+            let sb = sandbox::spawn(c, &procs)?;
+            let sup = Supervisor::start(sb.control).context("starting the seccomp supervisor")?;
+            (sb.outer, Some(sup))
+        }
+    };
+
+    let mut sink = Watched {
+        inner: sink,
+        failed: None,
+    };
+    let mut reports = Reports::default();
     let mut status = None;
     let mut forwarded = 0;
-    loop {
-        capture.pump(opts.interval, sink)?;
+    let looped: Result<()> = (|| loop {
+        capture.pump(opts.interval, &mut sink)?;
+        if let Some(sup) = &supervisor {
+            handle(sup.poll(), &mut sink, &mut reports)?;
+            if let Some(t) = &reports.listener_failed {
+                bail!("serving the seccomp listener: {t}");
+            }
+        }
         if status.is_none() {
             status = child.try_wait().context("waiting for the command")?;
         }
@@ -165,13 +321,39 @@ fn run_in(
             forwarded = signals;
         }
         if status.is_some() && !cgroup::populated(cg)? {
-            break;
+            return Ok(());
         }
+    })();
+    let mut finished = looped.and_then(|()| {
+        if let Some(sup) = supervisor {
+            handle(sup.stop(), &mut sink, &mut reports)?;
+        }
+        // Every exit was traced before the cgroup emptied: one last drain gets all.
+        capture.drain(&mut sink)?;
+        Ok(())
+    });
+    if let Err(e) = &finished {
+        // Fail closed before the probes go away.
+        freeze_and_kill(cg);
+        let _ = child.wait();
+        let why = format!("{e:#}");
+        log::error!("sandbox frozen and killed: {why}");
+        let stopped = match sink.failed.take() {
+            Some(store) => Stopped::LogFailed(store),
+            None => Stopped::CaptureFailed(why),
+        };
+        finished = Err(anyhow::Error::new(stopped));
     }
-    // Every exit was traced before the cgroup emptied: one last drain gets all.
-    capture.drain(sink)?;
     log::info!("capture ended: {:?}", capture.stats);
     capture.release();
+    finished?;
+    if let Some(t) = reports.setup_failed {
+        bail!("setting up the sandbox: {t}");
+    }
+    if let Some(e) = reports.exec_failed {
+        return Err(std::io::Error::from_raw_os_error(e))
+            .with_context(|| format!("cannot run {}", Path::new(program).display()));
+    }
     Ok(ExecOutcome {
         status: status.context("command status missing")?,
     })

@@ -1,5 +1,8 @@
 //! `sandbox-audit run`: audit an existing cgroup or process tree until
 //! SIGTERM/SIGINT, then drain everything the kernel still holds and exit.
+//! With `fail_closed`, a watchdog process stops the audited processes if we
+//! exit any other way (killed, crashed), and we stop them ourselves on a
+//! capture or store error before the probes detach.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -13,6 +16,10 @@ use crate::{
     drain::Drain,
     preflight,
     probes::{ProbeOptions, Scope},
+    sandbox::{
+        self,
+        watchdog::{self, Guarded, Watchdog},
+    },
 };
 
 #[derive(Clone, Debug)]
@@ -37,19 +44,46 @@ pub fn run(
     target: &Target,
     opts: &ProbeOptions,
     interval: Duration,
+    fail_closed: bool,
     stop: &StopSignals,
     sink: &mut dyn Sink,
 ) -> Result<()> {
     preflight::check()?;
+    sandbox::protect_agent();
     let scope = resolve_scope(target)?;
+    let guarded = match &scope {
+        Scope::Cgroup(t) => Guarded::Cgroup(t.path.clone()),
+        Scope::PidTree { root } => Guarded::PidTree(*root),
+    };
     let mut capture = Drain::start(scope.clone(), opts)?;
-    sink.start(super::scope_json(&scope))?;
+    let watchdog = if fail_closed {
+        Some(Watchdog::start(&guarded)?)
+    } else {
+        None
+    };
+    let mut session = super::scope_json(&scope);
+    session.insert("fail_closed".into(), (fail_closed as u8).into());
+    sink.start(session)?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
-    while stop.count() == 0 {
-        capture.pump(interval, sink)?;
+    let result = (|| {
+        while stop.count() == 0 {
+            capture.pump(interval, sink)?;
+        }
+        capture.drain(sink)
+    })();
+    if let Err(e) = &result {
+        if fail_closed {
+            match watchdog::stop(&guarded) {
+                Ok(()) => log::error!("stopped {guarded:?} (fail closed): {e:#}"),
+                Err(s) => log::error!("{s}"),
+            }
+        }
     }
-    capture.drain(sink)?;
     log::info!("stopped: {:?}", capture.stats);
     capture.release();
+    result?;
+    if let Some(w) = watchdog {
+        w.disarm();
+    }
     Ok(())
 }

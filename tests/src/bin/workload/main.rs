@@ -7,6 +7,9 @@
 //!   workload file DIR             file-system actions in DIR (see `file`)
 //!   workload net DIR PORT         network actions on 127.0.0.1:PORT (see `net`)
 //!   workload priv DIR             privilege actions (see `privilege`)
+//!   workload unauditable PATH     io_uring_setup, and an ia32 open of PATH
+//!   workload attack-agent PID     kill/ptrace/process_vm_readv/pidfd_open PID
+//!   workload leave-cgroup PROCS MARKER  write our pid to PROCS, open MARKER
 //!
 //! The action workloads call libc directly so that the test knows exactly
 //! which syscall each step makes.
@@ -14,6 +17,7 @@
 use std::ffi::CString;
 
 mod actions;
+mod escape;
 
 pub fn say(line: &str) {
     let s = format!("{line}\n");
@@ -134,6 +138,9 @@ fn main() {
         Some("file") => actions::file(&args[2]),
         Some("net") => actions::net(&args[2], args[3].parse().unwrap_or(0)),
         Some("priv") => actions::privilege(&args[2]),
+        Some("unauditable") => escape::unauditable(&args[2]),
+        Some("attack-agent") => escape::attack_agent(args[2].parse().unwrap_or(0)),
+        Some("leave-cgroup") => escape::leave_cgroup(&args[2], &args[3]),
         _ => {
             eprintln!(
                 "usage: workload tree [--wait-stdin] | burst FORKS EXECS | file DIR | net DIR PORT | priv DIR"
