@@ -25,6 +25,8 @@ pub enum EventKind {
     Fork = 2,
     Exit = 3,
     Syscall = 4,
+    /// A completed io_uring request ([`crate::event::IoUringEvent`]).
+    IoUring = 5,
 }
 
 impl EventKind {
@@ -33,6 +35,7 @@ impl EventKind {
         EventKind::Fork,
         EventKind::Exit,
         EventKind::Syscall,
+        EventKind::IoUring,
     ];
 
     pub const fn from_u32(v: u32) -> Option<EventKind> {
@@ -41,6 +44,7 @@ impl EventKind {
             2 => Some(EventKind::Fork),
             3 => Some(EventKind::Exit),
             4 => Some(EventKind::Syscall),
+            5 => Some(EventKind::IoUring),
             _ => None,
         }
     }
@@ -52,6 +56,7 @@ impl EventKind {
             EventKind::Fork => "fork",
             EventKind::Exit => "exit",
             EventKind::Syscall => "syscall",
+            EventKind::IoUring => "io_uring",
         }
     }
 }
