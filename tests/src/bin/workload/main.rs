@@ -7,6 +7,11 @@
 //!   workload file DIR             file-system actions in DIR (see `file`)
 //!   workload net DIR PORT         network actions on 127.0.0.1:PORT (see `net`)
 //!   workload priv DIR             privilege actions (see `privilege`)
+//!   workload uring PORT           io_uring open/read, socket/connect/write
+//!   workload uring-escape PROCS   io_uring write of our pid to a cgroup.procs
+//!   workload int80 PORT           ia32 syscalls via int $0x80
+//!   workload connected PORT       connected UDP/TCP sends, sendmmsg
+//!   workload priv-gaps DIR        handles, pidfds, process_vm, chroot, seccomp
 //!
 //! The action workloads call libc directly so that the test knows exactly
 //! which syscall each step makes.
@@ -14,6 +19,7 @@
 use std::ffi::CString;
 
 mod actions;
+mod gaps;
 
 pub fn say(line: &str) {
     let s = format!("{line}\n");
@@ -134,6 +140,11 @@ fn main() {
         Some("file") => actions::file(&args[2]),
         Some("net") => actions::net(&args[2], args[3].parse().unwrap_or(0)),
         Some("priv") => actions::privilege(&args[2]),
+        Some("uring") => gaps::uring(args[2].parse().unwrap_or(0)),
+        Some("uring-escape") => gaps::uring_escape(&args[2]),
+        Some("int80") => gaps::int80_actions(args[2].parse().unwrap_or(0)),
+        Some("connected") => gaps::connected(args[2].parse().unwrap_or(0)),
+        Some("priv-gaps") => gaps::privilege_gaps(&args[2]),
         _ => {
             eprintln!(
                 "usage: workload tree [--wait-stdin] | burst FORKS EXECS | file DIR | net DIR PORT | priv DIR"
