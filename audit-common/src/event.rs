@@ -262,8 +262,12 @@ pub struct IoUringOffsets {
     /// kernel's copy of the address, made at prep).
     pub connect_addr_len: u32,
     pub async_msghdr_addr: u32,
+    /// struct io_connect.addr: the user pointer (read when the kernel copy
+    /// is not where BTF says).
+    pub connect_addr: u32,
+    pub _pad: u32,
 }
-assert_size!(IoUringOffsets, 96);
+assert_size!(IoUringOffsets, 104);
 
 impl IoUringOffsets {
     pub const fn missing() -> Self {
@@ -293,6 +297,8 @@ impl IoUringOffsets {
             filename_name: m,
             connect_addr_len: m,
             async_msghdr_addr: m,
+            connect_addr: m,
+            _pad: 0,
         }
     }
 }

@@ -73,8 +73,9 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
                     let mut real = [0u64; 6];
                     for (i, a) in real.iter_mut().enumerate() {
                         if i < n {
-                            let v: u32 = unsafe { bpf_probe_read_user((ptr + 4 * i as u64) as *const u32) }
-                                .unwrap_or(0);
+                            let v: u32 =
+                                unsafe { bpf_probe_read_user((ptr + 4 * i as u64) as *const u32) }
+                                    .unwrap_or(0);
                             *a = v as u64;
                         }
                     }

@@ -14,12 +14,17 @@
 use audit_common::{
     event::{IO_URING_ADDR_MAX, IO_URING_PATH_MAX, IoUringEvent, IoUringPending, io_uring_flags},
     kind::EventKind,
-    syscall::{ArgDataHeader, RET, SYSCALL_DATA_MAX, SyscallScratch, arg_data_flags, arg_data_kind},
+    syscall::{
+        ArgDataHeader, RET, SYSCALL_DATA_MAX, SyscallScratch, arg_data_flags, arg_data_kind,
+    },
 };
 use aya_ebpf::{
     helpers::{
         bpf_get_current_pid_tgid, bpf_probe_read_kernel_buf,
-        generated::{bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str},
+        generated::{
+            bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str,
+            bpf_probe_read_user,
+        },
     },
     macros::tracepoint,
     programs::TracePointContext,
@@ -90,7 +95,13 @@ fn ring_owner(ring: u64) -> Option<u32> {
 
 /// Starts a pending entry for `req` in the per-CPU scratch.
 #[inline(always)]
-fn start_pending(ring: u64, user_data: u64, opcode: u32, req_flags: u64, owner: u32) -> Option<&'static mut IoUringPending> {
+fn start_pending(
+    ring: u64,
+    user_data: u64,
+    opcode: u32,
+    req_flags: u64,
+    owner: u32,
+) -> Option<&'static mut IoUringPending> {
     let p = IOU_SCRATCH.get_ptr_mut(0)?;
     let p = unsafe { &mut *p };
     p.ctx = ring;
@@ -153,10 +164,24 @@ pub fn iou_submit(ctx: TracePointContext) -> u32 {
         let len: i32 = read_at(req + cmd as u64, o(&IO_URING.connect_addr_len)).unwrap_or(0);
         let data: u64 = read_at(req, o(&IO_URING.req_async_data)).unwrap_or(0);
         let off = o(&IO_URING.async_msghdr_addr);
+        let len = if len > 0 { (len as usize).min(IO_URING_ADDR_MAX) } else { 0 };
         if data != 0 && off != u32::MAX && len > 0 {
-            let len = (len as usize).min(IO_URING_ADDR_MAX);
-            if unsafe { bpf_probe_read_kernel_buf((data + off as u64) as *const u8, &mut p.addr) }.is_ok() {
+            if unsafe { bpf_probe_read_kernel_buf((data + off as u64) as *const u8, &mut p.addr) }
+                .is_ok()
+            {
                 p.addr_len = len as u32;
+            }
+        }
+        if len > 0 && p.addr[0] == 0 && p.addr[1] == 0 {
+            // No kernel copy there on this kernel: the SQE's user pointer,
+            // read in the submitter (it shares the owner's memory).
+            let uptr: u64 = read_at(req + cmd as u64, o(&IO_URING.connect_addr)).unwrap_or(0);
+            let n = len & (IO_URING_ADDR_MAX - 1).max(1);
+            let n = if len >= IO_URING_ADDR_MAX { IO_URING_ADDR_MAX } else { n };
+            if uptr != 0
+                && unsafe { bpf_probe_read_user(p.addr.as_mut_ptr().cast(), n as u32, uptr as *const _) } == 0
+            {
+                p.addr_len = n as u32;
             }
         }
     }
@@ -213,14 +238,24 @@ fn put_kernel_bytes(w: &mut Writer, kind: u8, slot: u8, flags: u8, src: *const u
         return;
     }
     let at = w.pos & MASK;
-    let n = if len > IO_URING_PATH_MAX { IO_URING_PATH_MAX } else { len };
+    let n = if len > IO_URING_PATH_MAX {
+        IO_URING_PATH_MAX
+    } else {
+        len
+    };
     // No-op for the value; shows the verifier the bound.
     let n = n & (2 * IO_URING_PATH_MAX - 1);
     let dst = unsafe { w.data.as_mut_ptr().add(at + 8) };
     if n > 0 && unsafe { bpf_probe_read_kernel(dst.cast(), n as u32, src.cast()) } != 0 {
         return;
     }
-    let h = ArgDataHeader { kind, slot, flags, _pad: 0, len: n as u32 };
+    let h = ArgDataHeader {
+        kind,
+        slot,
+        flags,
+        _pad: 0,
+        len: n as u32,
+    };
     unsafe { (w.data.as_mut_ptr().add(at) as *mut ArgDataHeader).write_unaligned(h) };
     w.pos = at + 8 + n;
 }
@@ -246,7 +281,14 @@ fn emit_op(req: u64, p: &IoUringPending, res: i32, cflags: u32) {
         } else {
             0
         };
-        put_kernel_bytes(&mut w, arg_data_kind::STRING, 0, tflag, p.path.as_ptr(), p.path_len as usize);
+        put_kernel_bytes(
+            &mut w,
+            arg_data_kind::STRING,
+            0,
+            tflag,
+            p.path.as_ptr(),
+            p.path_len as usize,
+        );
         let first = w.data.get((at & MASK) + 8).copied().unwrap_or(0);
         if w.pos != at && first != b'/' {
             // Relative: the directory it was resolved against (io_uring
@@ -267,7 +309,14 @@ fn emit_op(req: u64, p: &IoUringPending, res: i32, cflags: u32) {
         }
     }
     if p.addr_len > 0 {
-        put_kernel_bytes(&mut w, arg_data_kind::SOCKADDR, 1, 0, p.addr.as_ptr(), p.addr_len as usize);
+        put_kernel_bytes(
+            &mut w,
+            arg_data_kind::SOCKADDR,
+            1,
+            0,
+            p.addr.as_ptr(),
+            p.addr_len as usize,
+        );
     }
     if !is_open {
         let file: u64 = read_at(req, o(&IO_URING.req_file)).unwrap_or(0);
@@ -283,7 +332,8 @@ fn emit_op(req: u64, p: &IoUringPending, res: i32, cflags: u32) {
     }
     let pos = w.pos & MASK;
     let truncated = w.truncated;
-    let ev: &mut IoUringEvent = unsafe { &mut *(&mut scratch.event as *mut _ as *mut IoUringEvent) };
+    let ev: &mut IoUringEvent =
+        unsafe { &mut *(&mut scratch.event as *mut _ as *mut IoUringEvent) };
     fill_header(
         &mut ev.header,
         EventKind::IoUring as u32,
@@ -302,8 +352,16 @@ fn emit_op(req: u64, p: &IoUringPending, res: i32, cflags: u32) {
     ev.submit_tid = p.submit_tid;
     ev.sq_thread = p.sq_thread;
     ev.flags = p.flags
-        | if cflags & CQE_F_MORE != 0 { io_uring_flags::MORE } else { 0 }
-        | if truncated { io_uring_flags::DATA_TRUNCATED } else { 0 };
+        | if cflags & CQE_F_MORE != 0 {
+            io_uring_flags::MORE
+        } else {
+            0
+        }
+        | if truncated {
+            io_uring_flags::DATA_TRUNCATED
+        } else {
+            0
+        };
     ev.data_len = pos as u32;
     ev._reserved = [0];
     let size = core::mem::size_of::<IoUringEvent>() + pos;

@@ -10,8 +10,8 @@ use audit_common::{
     event::EventHeader,
     kind::{EventKind, loss_slot},
     syscall::{
-        CWD, FD_BITMAP_FDS, MAX_OPS, MMSG_SLOT, PendingSyscall, RET, SYSCALL_DATA_MAX, SyscallEvent,
-        SyscallSpec, arg_data_flags, arg_data_kind, event_flags, op, spec_flags,
+        CWD, FD_BITMAP_FDS, MAX_OPS, MMSG_SLOT, PendingSyscall, RET, SYSCALL_DATA_MAX,
+        SyscallEvent, SyscallSpec, arg_data_flags, arg_data_kind, event_flags, op, spec_flags,
     },
 };
 use aya_ebpf::{
@@ -144,7 +144,9 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
     let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFFSET) }) else {
         return 0;
     };
-    let Some(spec) = spec_for(nr, 0) else { return 0 };
+    let Some(spec) = spec_for(nr, 0) else {
+        return 0;
+    };
     let mut args = [0u64; 6];
     for (i, a) in args.iter_mut().enumerate() {
         if i < spec.nargs as usize {
@@ -499,14 +501,24 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
                 let mut port = c.dport;
                 if name != 0 {
                     let at = w.pos;
-                    argdata::user_bytes(&mut w, kind_slot(arg_data_kind::SOCKADDR, slot), name, len as u64);
+                    argdata::user_bytes(
+                        &mut w,
+                        kind_slot(arg_data_kind::SOCKADDR, slot),
+                        name,
+                        len as u64,
+                    );
                     if w.pos != at {
                         port = sockaddr_port(w.data, at).unwrap_or(0) as u64;
                     }
                 }
                 if port == 53 {
                     let (base, blen) = msghdr_iov0(msg, compat);
-                    argdata::user_bytes(&mut w, kind_slot(arg_data_kind::BYTES, slot), base, blen.min(512));
+                    argdata::user_bytes(
+                        &mut w,
+                        kind_slot(arg_data_kind::BYTES, slot),
+                        base,
+                        blen.min(512),
+                    );
                 }
             }
         }

@@ -64,7 +64,10 @@ fn io_uring_requests_are_recorded_with_path_address_and_result() {
         .filter(|r| r["kind"] == "io_uring_enter" && r["proc"]["pid"] == pid)
         .count();
     assert_eq!(enters, 5, "one io_uring_enter per request");
-    let ops = records.iter().filter(|r| r["kind"] == "io_uring_op").count();
+    let ops = records
+        .iter()
+        .filter(|r| r["kind"] == "io_uring_op")
+        .count();
     assert_eq!(ops, 5, "exactly one record per request");
 }
 
@@ -75,7 +78,8 @@ fn io_uring_write_of_cgroup_procs_is_recorded_and_the_ring_stays_audited() {
     let procs = root.join("cgroup.procs");
     let procs = procs.to_str().unwrap();
     let mut rec = Recorder::cgroup(&cg, &[Family::File]);
-    let mut child = cg.spawn(workload_cmd(["uring-escape", procs]).stdout(std::process::Stdio::piped()));
+    let mut child =
+        cg.spawn(workload_cmd(["uring-escape", procs]).stdout(std::process::Stdio::piped()));
     let mut status = None;
     rec.pump_while(|| {
         status = status.or_else(|| child.try_wait().expect("wait"));
@@ -87,7 +91,11 @@ fn io_uring_write_of_cgroup_procs_is_recorded_and_the_ring_stays_audited() {
     let report = parse_report(&std::io::read_to_string(child.stdout.take().unwrap()).unwrap());
     let pid = get(&report, "pid");
     let fd = get(&report, "procs_fd");
-    assert_eq!(get(&report, "write"), format!("{pid}\n").len() as i64, "the write moved us");
+    assert_eq!(
+        get(&report, "write"),
+        format!("{pid}\n").len() as i64,
+        "the write moved us"
+    );
     let records = rec.json();
     expect_in_order(
         &records,
@@ -128,7 +136,11 @@ fn ia32_syscalls_are_recorded_with_native_meaning() {
     );
     // close is handled in the kernel (first-write marks) and not recorded;
     // nothing native is mistaken for ia32.
-    assert!(!records.iter().any(|r| r["kind"] == "compat_syscall" && r["nr"] == 6));
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["kind"] == "compat_syscall" && r["nr"] == 6)
+    );
     assert!(
         records
             .iter()

@@ -227,7 +227,10 @@ mod tests {
             assert!(nr < MAX_COMPAT_NR, "{name}");
         }
         let specs = compat_specs(&Family::ALL);
-        assert_eq!(specs[5].ops, TABLE.iter().find(|d| d.name == "open").unwrap().spec().ops);
+        assert_eq!(
+            specs[5].ops,
+            TABLE.iter().find(|d| d.name == "open").unwrap().spec().ops
+        );
         assert_eq!(specs[3].flags, spec_flags::ENABLED, "read: generic");
         let (nr, nargs) = socketcall_map();
         assert_eq!((nr[3], nargs[3]), (362, 3));

@@ -52,10 +52,18 @@ pub fn compat_config(btf: &Btf, missing: &mut Vec<String>) -> Option<CompatConfi
     let mut c = CompatConfig::missing();
     let mut local = Vec::new();
     c.task_ti_status = opt(btf, "task_struct", "thread_info.status", &mut local);
-    for (slot, r) in c.regs_ia32.iter_mut().zip(["bx", "cx", "dx", "si", "di", "bp"]) {
+    for (slot, r) in c
+        .regs_ia32
+        .iter_mut()
+        .zip(["bx", "cx", "dx", "si", "di", "bp"])
+    {
         *slot = opt(btf, "pt_regs", r, &mut local);
     }
-    for (slot, r) in c.regs_64.iter_mut().zip(["di", "si", "dx", "r10", "r8", "r9"]) {
+    for (slot, r) in c
+        .regs_64
+        .iter_mut()
+        .zip(["di", "si", "dx", "r10", "r8", "r9"])
+    {
         *slot = opt(btf, "pt_regs", r, &mut local);
     }
     c.regs_orig_ax = opt(btf, "pt_regs", "orig_ax", &mut local);
@@ -81,7 +89,8 @@ pub fn io_uring_offsets(btf: &Btf, missing: &mut Vec<String>) -> Option<IoUringO
         fmt("io_uring_complete")?,
         fmt("io_uring_req_failed")?,
     );
-    let tp = |f: &str, field: &str, missing: &mut Vec<String>| match tracefs::field_offset(f, field) {
+    let tp = |f: &str, field: &str, missing: &mut Vec<String>| match tracefs::field_offset(f, field)
+    {
         Some(o) => o as u32,
         None => {
             missing.push(format!("io_uring tracepoint field {field}"));
@@ -114,6 +123,8 @@ pub fn io_uring_offsets(btf: &Btf, missing: &mut Vec<String>) -> Option<IoUringO
         filename_name: opt(btf, "filename", "name", m),
         connect_addr_len: opt(btf, "io_connect", "addr_len", m),
         async_msghdr_addr: opt(btf, "io_async_msghdr", "addr", m),
+        connect_addr: opt(btf, "io_connect", "addr", m),
+        _pad: 0,
     })
 }
 
@@ -150,7 +161,10 @@ pub fn attach_compat(ebpf: &mut Ebpf, families: &[Family]) -> Result<()> {
             .set(nr as u32, spec, 0)
             .with_context(|| format!("writing the compat spec of i386 syscall {nr}"))?;
     }
-    for (prog, tp) in [("compat_sys_enter", "sys_enter"), ("compat_sys_exit", "sys_exit")] {
+    for (prog, tp) in [
+        ("compat_sys_enter", "sys_enter"),
+        ("compat_sys_exit", "sys_exit"),
+    ] {
         let p: &mut RawTracePoint = ebpf
             .program_mut(prog)
             .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
@@ -178,7 +192,10 @@ mod tests {
         let c = compat_config(&btf, &mut missing).expect("x86_64 compat fields");
         let u = io_uring_offsets(&btf, &mut missing).expect("io_uring tracepoints");
         assert_eq!(missing, Vec::<String>::new());
-        assert_eq!(s.sk_daddr, btf.member_offset("sock_common", "skc_daddr").unwrap());
+        assert_eq!(
+            s.sk_daddr,
+            btf.member_offset("sock_common", "skc_daddr").unwrap()
+        );
         assert_eq!(u.submit_req, 16, "format file of io_uring_submit_req");
         assert_eq!(c.ts_compat, TS_COMPAT);
     }

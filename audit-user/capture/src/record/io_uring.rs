@@ -13,23 +13,89 @@ use crate::decode::{Captures, IoUring};
 
 /// IORING_OP_* names (uapi enum io_uring_op, stable numbering).
 const OPCODES: &[&str] = &[
-    "NOP", "READV", "WRITEV", "FSYNC", "READ_FIXED", "WRITE_FIXED", "POLL_ADD", "POLL_REMOVE",
-    "SYNC_FILE_RANGE", "SENDMSG", "RECVMSG", "TIMEOUT", "TIMEOUT_REMOVE", "ACCEPT",
-    "ASYNC_CANCEL", "LINK_TIMEOUT", "CONNECT", "FALLOCATE", "OPENAT", "CLOSE", "FILES_UPDATE",
-    "STATX", "READ", "WRITE", "FADVISE", "MADVISE", "SEND", "RECV", "OPENAT2", "EPOLL_CTL",
-    "SPLICE", "PROVIDE_BUFFERS", "REMOVE_BUFFERS", "TEE", "SHUTDOWN", "RENAMEAT", "UNLINKAT",
-    "MKDIRAT", "SYMLINKAT", "LINKAT", "MSG_RING", "FSETXATTR", "SETXATTR", "FGETXATTR",
-    "GETXATTR", "SOCKET", "URING_CMD", "SEND_ZC", "SENDMSG_ZC", "READ_MULTISHOT", "WAITID",
-    "FUTEX_WAIT", "FUTEX_WAKE", "FUTEX_WAITV", "FIXED_FD_INSTALL", "FTRUNCATE", "BIND", "LISTEN",
-    "RECV_ZC", "EPOLL_WAIT", "READV_FIXED", "WRITEV_FIXED", "PIPE",
+    "NOP",
+    "READV",
+    "WRITEV",
+    "FSYNC",
+    "READ_FIXED",
+    "WRITE_FIXED",
+    "POLL_ADD",
+    "POLL_REMOVE",
+    "SYNC_FILE_RANGE",
+    "SENDMSG",
+    "RECVMSG",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ACCEPT",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "CONNECT",
+    "FALLOCATE",
+    "OPENAT",
+    "CLOSE",
+    "FILES_UPDATE",
+    "STATX",
+    "READ",
+    "WRITE",
+    "FADVISE",
+    "MADVISE",
+    "SEND",
+    "RECV",
+    "OPENAT2",
+    "EPOLL_CTL",
+    "SPLICE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "TEE",
+    "SHUTDOWN",
+    "RENAMEAT",
+    "UNLINKAT",
+    "MKDIRAT",
+    "SYMLINKAT",
+    "LINKAT",
+    "MSG_RING",
+    "FSETXATTR",
+    "SETXATTR",
+    "FGETXATTR",
+    "GETXATTR",
+    "SOCKET",
+    "URING_CMD",
+    "SEND_ZC",
+    "SENDMSG_ZC",
+    "READ_MULTISHOT",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "FIXED_FD_INSTALL",
+    "FTRUNCATE",
+    "BIND",
+    "LISTEN",
+    "RECV_ZC",
+    "EPOLL_WAIT",
+    "READV_FIXED",
+    "WRITEV_FIXED",
+    "PIPE",
 ];
 
 /// Opcodes whose SQE `fd` names a file (or a fixed-file index): for the
 /// others the kernel does not read `fd`, so the record has none.
 const NO_FD: &[&str] = &[
-    "NOP", "TIMEOUT", "TIMEOUT_REMOVE", "ASYNC_CANCEL", "LINK_TIMEOUT", "FILES_UPDATE",
-    "PROVIDE_BUFFERS", "REMOVE_BUFFERS", "SOCKET", "WAITID", "FUTEX_WAIT", "FUTEX_WAKE",
-    "FUTEX_WAITV", "PIPE", "MADVISE",
+    "NOP",
+    "TIMEOUT",
+    "TIMEOUT_REMOVE",
+    "ASYNC_CANCEL",
+    "LINK_TIMEOUT",
+    "FILES_UPDATE",
+    "PROVIDE_BUFFERS",
+    "REMOVE_BUFFERS",
+    "SOCKET",
+    "WAITID",
+    "FUTEX_WAIT",
+    "FUTEX_WAKE",
+    "FUTEX_WAITV",
+    "PIPE",
+    "MADVISE",
 ];
 
 pub fn opcode_name(op: u32) -> Option<&'static str> {
@@ -104,7 +170,10 @@ pub fn fields(u: &IoUring, f: &mut Json) {
             f.insert("path_truncated".into(), flag(true));
         }
     }
-    if let Some(c) = u.arg_data(arg_data_kind::SOCKADDR, 1) {
+    let given = u
+        .arg_data(arg_data_kind::SOCKADDR, 1)
+        .filter(|c| c.bytes.len() >= 2 && c.bytes[..2] != [0, 0]);
+    if let Some(c) = given {
         f.insert("remote".into(), sockaddr::decode(&c.bytes));
     } else if let Some(c) = u.arg_data(arg_data_kind::SOCKADDR, PEER) {
         f.insert("remote".into(), sockaddr::decode(&c.bytes));

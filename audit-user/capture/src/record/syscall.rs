@@ -151,7 +151,11 @@ pub fn fields(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
                 }
             }
             Arg::Addr(name, _) => {
-                if let Some(c) = sc.arg_data(arg_data_kind::SOCKADDR, slot) {
+                // An absent address (send on a connected socket) captures nothing.
+                if let Some(c) = sc
+                    .arg_data(arg_data_kind::SOCKADDR, slot)
+                    .filter(|c| !c.bytes.is_empty())
+                {
                     f.insert(name.into(), sockaddr::decode(&c.bytes));
                 }
             }

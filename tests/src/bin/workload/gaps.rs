@@ -24,7 +24,13 @@ fn listener(port: u16) -> i32 {
     unsafe {
         let s = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         let one = 1i32;
-        libc::setsockopt(s, libc::SOL_SOCKET, libc::SO_REUSEADDR, (&one as *const i32).cast(), 4);
+        libc::setsockopt(
+            s,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEADDR,
+            (&one as *const i32).cast(),
+            4,
+        );
         let a = sockaddr_in(port);
         if libc::bind(s, (&a as *const libc::sockaddr_in).cast(), LEN_IN) != 0 {
             eprintln!("workload: bind {port}: {}", std::io::Error::last_os_error());
@@ -121,7 +127,10 @@ impl Ring {
         unsafe {
             let fd = libc::syscall(libc::SYS_io_uring_setup, 8u32, &mut p as *mut Params) as i32;
             if fd < 0 {
-                eprintln!("workload: io_uring_setup: {}", std::io::Error::last_os_error());
+                eprintln!(
+                    "workload: io_uring_setup: {}",
+                    std::io::Error::last_os_error()
+                );
                 exit_now(4);
             }
             let map = |len: usize, off: i64| {
@@ -134,15 +143,27 @@ impl Ring {
                     off,
                 );
                 if m == libc::MAP_FAILED {
-                    eprintln!("workload: io_uring mmap: {}", std::io::Error::last_os_error());
+                    eprintln!(
+                        "workload: io_uring mmap: {}",
+                        std::io::Error::last_os_error()
+                    );
                     exit_now(4);
                 }
                 m as *mut u8
             };
             let sq = map(p.sq_off.array as usize + p.sq_entries as usize * 4, 0);
-            let cq = map(p.cq_off.cqes as usize + p.cq_entries as usize * 16, 0x800_0000);
+            let cq = map(
+                p.cq_off.cqes as usize + p.cq_entries as usize * 16,
+                0x800_0000,
+            );
             let sqes = map(p.sq_entries as usize * 64, 0x1000_0000) as *mut Sqe;
-            Ring { fd, sq, cq, sqes, p }
+            Ring {
+                fd,
+                sq,
+                cq,
+                sqes,
+                p,
+            }
         }
     }
 
@@ -159,14 +180,27 @@ impl Ring {
             *(self.sq.add(self.p.sq_off.array as usize) as *mut u32).add(idx as usize) = idx;
             at(self.sq, self.p.sq_off.tail).store(tail.wrapping_add(1), Ordering::Release);
             const GETEVENTS: u32 = 1;
-            let n = libc::syscall(libc::SYS_io_uring_enter, self.fd, 1u32, 1u32, GETEVENTS, 0usize, 0usize);
+            let n = libc::syscall(
+                libc::SYS_io_uring_enter,
+                self.fd,
+                1u32,
+                1u32,
+                GETEVENTS,
+                0usize,
+                0usize,
+            );
             if n < 0 {
-                eprintln!("workload: io_uring_enter: {}", std::io::Error::last_os_error());
+                eprintln!(
+                    "workload: io_uring_enter: {}",
+                    std::io::Error::last_os_error()
+                );
                 exit_now(4);
             }
             let cmask = *(self.cq.add(self.p.cq_off.ring_mask as usize) as *const u32);
             let head = at(self.cq, self.p.cq_off.head).load(Ordering::Acquire);
-            let cqe = self.cq.add(self.p.cq_off.cqes as usize + ((head & cmask) as usize) * 16);
+            let cqe = self
+                .cq
+                .add(self.p.cq_off.cqes as usize + ((head & cmask) as usize) * 16);
             let res = *(cqe.add(8) as *const i32);
             at(self.cq, self.p.cq_off.head).store(head.wrapping_add(1), Ordering::Release);
             res
@@ -365,10 +399,19 @@ pub fn connected(port: u16) -> ! {
         let q2 = dns_query("write.example.com");
         libc::write(u2, q2.as_ptr().cast(), q2.len());
         let u3 = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        let (qa, qb) = (dns_query("mmsg-one.example.com"), dns_query("mmsg-two.example.com"));
+        let (qa, qb) = (
+            dns_query("mmsg-one.example.com"),
+            dns_query("mmsg-two.example.com"),
+        );
         let mut iov = [
-            libc::iovec { iov_base: qa.as_ptr() as *mut c_void, iov_len: qa.len() },
-            libc::iovec { iov_base: qb.as_ptr() as *mut c_void, iov_len: qb.len() },
+            libc::iovec {
+                iov_base: qa.as_ptr() as *mut c_void,
+                iov_len: qa.len(),
+            },
+            libc::iovec {
+                iov_base: qb.as_ptr() as *mut c_void,
+                iov_len: qb.len(),
+            },
         ];
         let mut msgs: [libc::mmsghdr; 2] = std::mem::zeroed();
         for (m, v) in msgs.iter_mut().zip(iov.iter_mut()) {
@@ -418,8 +461,16 @@ pub fn privilege_gaps(dir: &str) -> ! {
             &mut mount_id as *mut i32,
             0,
         );
-        let mount_fd = libc::open(c(dir).as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC);
-        let opened = libc::syscall(libc::SYS_open_by_handle_at, mount_fd, fh.as_mut_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        let mount_fd = libc::open(
+            c(dir).as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        let opened = libc::syscall(
+            libc::SYS_open_by_handle_at,
+            mount_fd,
+            fh.as_mut_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        );
         say(&format!("handle={h}"));
         say(&format!("mount_fd={mount_fd}"));
         say(&format!("by_handle_fd={opened}"));
@@ -432,8 +483,14 @@ pub fn privilege_gaps(dir: &str) -> ! {
         }
         say(&format!("child={child}"));
         let mut local = [0u8; 8];
-        let l = libc::iovec { iov_base: local.as_mut_ptr().cast(), iov_len: 8 };
-        let r = libc::iovec { iov_base: std::ptr::addr_of_mut!(VM_TARGET).cast(), iov_len: 8 };
+        let l = libc::iovec {
+            iov_base: local.as_mut_ptr().cast(),
+            iov_len: 8,
+        };
+        let r = libc::iovec {
+            iov_base: std::ptr::addr_of_mut!(VM_TARGET).cast(),
+            iov_len: 8,
+        };
         let rd = libc::process_vm_readv(child, &l, 1, &r, 1, 0);
         let wr = libc::process_vm_writev(child, &l, 1, &r, 1, 0);
         say(&format!("vm_read={rd}"));
@@ -450,10 +507,24 @@ pub fn privilege_gaps(dir: &str) -> ! {
         if confined == 0 {
             libc::prctl(libc::PR_GET_DUMPABLE); // not recorded: not a listed option
             libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-            libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
             // An allow-everything filter.
-            let allow = [libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: 0x7fff_0000 }];
-            let prog = libc::sock_fprog { len: 1, filter: allow.as_ptr() as *mut _ };
+            let allow = [libc::sock_filter {
+                code: 0x06,
+                jt: 0,
+                jf: 0,
+                k: 0x7fff_0000,
+            }];
+            let prog = libc::sock_fprog {
+                len: 1,
+                filter: allow.as_ptr() as *mut _,
+            };
             libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const libc::sock_fprog);
             libc::prctl(libc::PR_SET_SECCOMP, 2, &prog as *const libc::sock_fprog);
             libc::syscall(libc::SYS_pivot_root, c(dir).as_ptr(), c(dir).as_ptr());
