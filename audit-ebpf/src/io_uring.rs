@@ -20,7 +20,7 @@ use audit_common::{
 };
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_pid_tgid, bpf_probe_read_kernel_buf,
+        bpf_get_current_pid_tgid,
         generated::{
             bpf_ktime_get_boot_ns, bpf_probe_read_kernel, bpf_probe_read_kernel_str,
             bpf_probe_read_user,
@@ -161,25 +161,22 @@ pub fn iou_submit(ctx: TracePointContext) -> u32 {
         }
     }
     if opcode == OP_CONNECT && cmd != u32::MAX {
-        let len: i32 = read_at(req + cmd as u64, o(&IO_URING.connect_addr_len)).unwrap_or(0);
-        let data: u64 = read_at(req, o(&IO_URING.req_async_data)).unwrap_or(0);
-        let off = o(&IO_URING.async_msghdr_addr);
-        let len = if len > 0 { (len as usize).min(IO_URING_ADDR_MAX) } else { 0 };
-        if data != 0 && off != u32::MAX && len > 0 {
-            if unsafe { bpf_probe_read_kernel_buf((data + off as u64) as *const u8, &mut p.addr) }
-                .is_ok()
-            {
-                p.addr_len = len as u32;
-            }
-        }
-        if len > 0 && p.addr[0] == 0 && p.addr[1] == 0 {
-            // No kernel copy there on this kernel: the SQE's user pointer,
-            // read in the submitter (it shares the owner's memory).
-            let uptr: u64 = read_at(req + cmd as u64, o(&IO_URING.connect_addr)).unwrap_or(0);
-            let n = len & (IO_URING_ADDR_MAX - 1).max(1);
-            let n = if len >= IO_URING_ADDR_MAX { IO_URING_ADDR_MAX } else { n };
-            if uptr != 0
-                && unsafe { bpf_probe_read_user(p.addr.as_mut_ptr().cast(), n as u32, uptr as *const _) } == 0
+        // The address the SQE points to, read at submission (after prep
+        // copied it) in the submitter, which shares the owner's memory.
+        // The kernel's own copy (async_data) did not read back reliably
+        // through BTF offsets on 6.18, so it is not used.
+        let conn = req + cmd as u64;
+        let len: i32 = read_at(conn, o(&IO_URING.connect_addr_len)).unwrap_or(0);
+        let uptr: u64 = read_at(conn, o(&IO_URING.connect_addr)).unwrap_or(0);
+        if len > 0 && uptr != 0 {
+            let n = if len as usize >= IO_URING_ADDR_MAX {
+                IO_URING_ADDR_MAX
+            } else {
+                len as usize & (IO_URING_ADDR_MAX - 1)
+            };
+            if unsafe {
+                bpf_probe_read_user(p.addr.as_mut_ptr().cast(), n as u32, uptr as *const _)
+            } == 0
             {
                 p.addr_len = n as u32;
             }
