@@ -27,6 +27,8 @@ pub enum EventKind {
     Syscall = 4,
     /// A task's cgroup changed (cgroup:cgroup_attach_task).
     CgroupMigrate = 5,
+    /// A completed io_uring request ([`crate::event::IoUringEvent`]).
+    IoUring = 6,
 }
 
 impl EventKind {
@@ -36,6 +38,7 @@ impl EventKind {
         EventKind::Exit,
         EventKind::Syscall,
         EventKind::CgroupMigrate,
+        EventKind::IoUring,
     ];
 
     pub const fn from_u32(v: u32) -> Option<EventKind> {
@@ -45,6 +48,7 @@ impl EventKind {
             3 => Some(EventKind::Exit),
             4 => Some(EventKind::Syscall),
             5 => Some(EventKind::CgroupMigrate),
+            6 => Some(EventKind::IoUring),
             _ => None,
         }
     }
@@ -57,6 +61,7 @@ impl EventKind {
             EventKind::Exit => "exit",
             EventKind::Syscall => "syscall",
             EventKind::CgroupMigrate => "cgroup_migrate",
+            EventKind::IoUring => "io_uring",
         }
     }
 }

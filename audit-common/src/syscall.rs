@@ -8,7 +8,7 @@
 use crate::{assert_size, event::EventHeader};
 
 /// How many capture operations one syscall can have.
-pub const MAX_OPS: usize = 4;
+pub const MAX_OPS: usize = 6;
 /// Syscall numbers the spec array covers (x86_64 and arm64 are < 512).
 pub const MAX_SYSCALL_NR: u32 = 1024;
 
@@ -42,7 +42,23 @@ pub mod op {
     pub const DNS_PAYLOAD: u8 = 9;
     /// The same, from the first iovec of the `struct msghdr` at `arg`.
     pub const DNS_PAYLOAD_MSG: u8 = 10;
+    /// The peer address of the connected socket behind fd argument `arg`,
+    /// read from the kernel's socket (not from user memory), as a SOCKADDR
+    /// capture for slot [`super::PEER`]. Nothing for a non-socket fd or an
+    /// unconnected socket. Sets the destination port for the DNS ops.
+    pub const FD_PEER: u8 = 11;
+    /// Message number `size` of the `struct mmsghdr` array at `arg` with its
+    /// count in argument `arg2` (sendmmsg): its `msg_name` as a SOCKADDR
+    /// capture for slot `MMSG_SLOT + size`, and, when that address (or the
+    /// socket's peer) has port 53, the first iovec's bytes as a BYTES capture
+    /// for the same slot.
+    pub const MMSG: u8 = 12;
 }
+
+/// Capture slot of the peer address found by [`op::FD_PEER`].
+pub const PEER: u8 = 0xfd;
+/// First capture slot of [`op::MMSG`] (message `i` uses `MMSG_SLOT + i`).
+pub const MMSG_SLOT: u8 = 0x10;
 
 /// `arg2` value meaning "relative to the current working directory".
 pub const CWD: u8 = 0xfe;
@@ -67,10 +83,13 @@ pub mod spec_flags {
     /// kill-family: argument `target_arg` is a pid; the event says whether
     /// it belongs to the audited scope.
     pub const KILL: u32 = 1 << 5;
-    /// Only record when argument 1 (ioctl cmd) is one of `ioctl_cmds`.
-    pub const IOCTL_FILTER: u32 = 1 << 6;
-    /// Only record when the destination address argument is present
-    /// (sendto with an address, sendmsg with msg_name).
+    /// Only record when argument `filter_arg` (ioctl's cmd, prctl's option)
+    /// is one of the nonzero `filter_vals`.
+    pub const VALUE_FILTER: u32 = 1 << 6;
+    /// Only record when the destination address argument `flags_arg` is
+    /// present (sendto with an address), or when the fd (argument 0) carries
+    /// a first-send mark (see [`MARK_FD`]); a successful send without an
+    /// address clears the mark.
     pub const NEEDS_ADDR: u32 = 1 << 7;
     /// creat(): always opens for writing.
     pub const ALWAYS_WRITE: u32 = 1 << 8;
@@ -78,7 +97,8 @@ pub mod spec_flags {
     /// `flags_arg` argument points to.
     pub const OPEN_HOW: u32 = 1 << 9;
     /// Only record when the `struct msghdr` at argument `flags_arg` has a
-    /// `msg_name` (sendmsg to an explicit address).
+    /// `msg_name` (sendmsg to an explicit address), or when the fd carries a
+    /// first-send mark (as for [`NEEDS_ADDR`]).
     pub const NEEDS_MSG_NAME: u32 = 1 << 10;
     /// dup/dup2/dup3/fcntl(F_DUPFD*): the returned fd inherits the
     /// first-write mark of argument 0 (a shell's `> file` is open, dup2,
@@ -89,6 +109,13 @@ pub mod spec_flags {
     /// close_range(first, last, flags): forget the marks of the range.
     /// Produces no event.
     pub const CLOSE_RANGE: u32 = 1 << 13;
+    /// connect/accept: on success (or EINPROGRESS) mark the socket fd
+    /// (argument `mark_arg`, or the returned fd for [`super::RET`]) so that
+    /// its first write/send is recorded with the peer address.
+    pub const MARK_FD: u32 = 1 << 14;
+    /// The syscall came from a 32-bit ABI whose `struct msghdr` has 4-byte
+    /// pointers (ia32 sendmsg/sendmmsg): the msghdr ops read that layout.
+    pub const COMPAT_MSGHDR: u32 = 1 << 15;
 }
 
 #[repr(C)]
@@ -112,12 +139,15 @@ pub struct SyscallSpec {
     pub flags_arg: u8,
     /// How many arguments the syscall has (the rest are recorded as 0).
     pub nargs: u8,
-    pub _pad: [u8; 2],
-    /// For IOCTL_FILTER: the only ioctl commands recorded (0 = unused slot).
-    pub ioctl_cmds: [u32; 2],
+    /// For VALUE_FILTER: the argument compared with `filter_vals`.
+    pub filter_arg: u8,
+    /// For MARK_FD: the fd argument to mark, or [`RET`].
+    pub mark_arg: u8,
+    /// For VALUE_FILTER: the only values recorded (0 = unused slot).
+    pub filter_vals: [u32; 4],
     pub ops: [ArgOp; MAX_OPS],
 }
-assert_size!(SyscallSpec, 48);
+assert_size!(SyscallSpec, 72);
 
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for SyscallSpec {}
@@ -127,7 +157,9 @@ unsafe impl aya::Pod for SyscallSpec {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendingSyscall {
     pub nr: u32,
-    pub _pad: u32,
+    /// [`event_flags`] ABI bits (`ABI_IA32`, `ABI_X32`, `SOCKETCALL`); 0 for
+    /// a native syscall. A compat syscall is looked up in `COMPAT_SPECS`.
+    pub abi: u32,
     pub enter_ns: u64,
     pub args: [u64; 6],
 }
@@ -139,7 +171,96 @@ pub mod event_flags {
     pub const DATA_TRUNCATED: u32 = 1;
     /// KILL: the target pid is a process in the audited scope.
     pub const TARGET_IN_SCOPE: u32 = 1 << 1;
+    /// An ia32 syscall (`int $0x80`, sysenter, or a 32-bit process): `nr` is
+    /// the i386 number.
+    pub const ABI_IA32: u32 = 1 << 2;
+    /// An x32 syscall: `nr` is the number without the x32 bit.
+    pub const ABI_X32: u32 = 1 << 3;
+    /// Decoded from ia32 socketcall(call, args): `nr` is the i386 number of
+    /// the direct syscall and `args` are the ones socketcall pointed to.
+    pub const SOCKETCALL: u32 = 1 << 4;
+    /// The ABI bits.
+    pub const ABI_MASK: u32 = ABI_IA32 | ABI_X32 | SOCKETCALL;
 }
+
+/// Numbers the compat spec array covers (i386 is < 512).
+pub const MAX_COMPAT_NR: u32 = 512;
+/// socketcall call numbers (SYS_SOCKET = 1 .. SYS_SENDMMSG = 20).
+pub const SOCKETCALL_CALLS: usize = 21;
+/// The x32 syscall bit (`__X32_SYSCALL_BIT`).
+pub const X32_SYSCALL_BIT: u64 = 0x4000_0000;
+
+/// Where the compat probes find things; resolved by the loader from BTF.
+/// `u32::MAX` means unknown (the compat probes are then not attached).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CompatConfig {
+    /// `task_struct.thread_info.status`.
+    pub task_ti_status: u32,
+    /// The TS_COMPAT bit of that status (x86: 0x0002, stable since 2.6).
+    pub ts_compat: u32,
+    /// `pt_regs` offsets of the i386 argument registers bx, cx, dx, si, di, bp.
+    pub regs_ia32: [u32; 6],
+    /// `pt_regs` offsets of the x86_64/x32 argument registers di, si, dx, r10, r8, r9.
+    pub regs_64: [u32; 6],
+    /// i386 number of socketcall (102), or u32::MAX.
+    pub socketcall_nr: u32,
+    /// `pt_regs.orig_ax` (the x32 bit of the syscall number, at exit).
+    pub regs_orig_ax: u32,
+    /// socketcall call number → i386 number of the direct syscall it
+    /// stands for (0 = keep it as socketcall).
+    pub socketcall_map: [u32; SOCKETCALL_CALLS],
+    /// Arguments of each socketcall call (how many u32 to read).
+    pub socketcall_nargs: [u32; SOCKETCALL_CALLS],
+}
+assert_size!(CompatConfig, 232);
+
+impl CompatConfig {
+    pub const fn missing() -> Self {
+        CompatConfig {
+            task_ti_status: u32::MAX,
+            ts_compat: 0,
+            regs_ia32: [u32::MAX; 6],
+            regs_64: [u32::MAX; 6],
+            socketcall_nr: u32::MAX,
+            regs_orig_ax: u32::MAX,
+            socketcall_map: [0; SOCKETCALL_CALLS],
+            socketcall_nargs: [0; SOCKETCALL_CALLS],
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for CompatConfig {}
+
+/// Kernel offsets for socket peers (FD_PEER); `u32::MAX` = unknown.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketOffsets {
+    pub file_private_data: u32,
+    pub socket_sk: u32,
+    pub sk_family: u32,
+    pub sk_dport: u32,
+    pub sk_daddr: u32,
+    pub sk_v6_daddr: u32,
+}
+assert_size!(SocketOffsets, 24);
+
+impl SocketOffsets {
+    pub const fn missing() -> Self {
+        SocketOffsets {
+            file_private_data: u32::MAX,
+            socket_sk: u32::MAX,
+            sk_family: u32::MAX,
+            sk_dport: u32::MAX,
+            sk_daddr: u32::MAX,
+            sk_v6_daddr: u32::MAX,
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for SocketOffsets {}
 
 /// Bytes of data area in one syscall event (captures, back to back).
 pub const SYSCALL_DATA_MAX: usize = 8192;

@@ -7,13 +7,19 @@
 #[cfg(target_arch = "bpf")]
 mod argdata;
 #[cfg(target_arch = "bpf")]
+mod compat;
+#[cfg(target_arch = "bpf")]
 mod emit;
 #[cfg(target_arch = "bpf")]
 mod globals;
 #[cfg(target_arch = "bpf")]
+mod io_uring;
+#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod paths;
+#[cfg(target_arch = "bpf")]
+mod peer;
 #[cfg(target_arch = "bpf")]
 mod process;
 #[cfg(target_arch = "bpf")]

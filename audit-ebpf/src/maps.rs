@@ -1,14 +1,16 @@
 //! Maps shared by all probes. Sizes here are defaults; the loader may resize.
 
 use audit_common::{
-    event::ExecScratch,
+    event::{ExecScratch, IoUringPending},
     kind::LossCounters,
-    syscall::{FdBitmap, MAX_SYSCALL_NR, PendingSyscall, SyscallScratch, SyscallSpec},
+    syscall::{
+        FdBitmap, MAX_COMPAT_NR, MAX_SYSCALL_NR, PendingSyscall, SyscallScratch, SyscallSpec,
+    },
 };
 use aya_ebpf::{
     bindings::BPF_F_NO_PREALLOC,
     macros::map,
-    maps::{Array, HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 
 /// Every event goes through this one ring buffer, in order per CPU.
@@ -33,6 +35,26 @@ pub static EXEC_SCRATCH: PerCpuArray<ExecScratch> = PerCpuArray::with_max_entrie
 /// What to capture per syscall number; filled by the loader.
 #[map]
 pub static SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_SYSCALL_NR, 0);
+
+/// What to capture per i386 syscall number (ia32 compat syscalls); filled
+/// by the loader, every unaudited number with a generic spec.
+#[map]
+pub static COMPAT_SPECS: Array<SyscallSpec> = Array::with_max_entries(MAX_COMPAT_NR, 0);
+
+/// io_uring rings (ctx address) created or used by a task in scope → the
+/// owner's tgid. Their requests are audited wherever they run (SQPOLL and
+/// io-wq threads, or the owner after it left the scope).
+#[map]
+pub static IOU_RINGS: LruHashMap<u64, u32> = LruHashMap::with_max_entries(4096, 0);
+
+/// io_uring requests (io_kiocb address) submitted on an audited ring and not
+/// yet completed.
+#[map]
+pub static IOU_PENDING: LruHashMap<u64, IoUringPending> = LruHashMap::with_max_entries(8192, 0);
+
+/// Scratch for assembling an `IoUringPending` (too big for the stack).
+#[map]
+pub static IOU_SCRATCH: PerCpuArray<IoUringPending> = PerCpuArray::with_max_entries(1, 0);
 
 /// Arguments of syscalls in flight, per thread (pid_tgid), from enter to exit.
 #[map]

@@ -10,8 +10,8 @@ use audit_common::{
     event::EventHeader,
     kind::{EventKind, loss_slot},
     syscall::{
-        CWD, FD_BITMAP_FDS, MAX_OPS, PendingSyscall, RET, SYSCALL_DATA_MAX, SyscallEvent,
-        SyscallSpec, arg_data_flags, arg_data_kind, event_flags, op, spec_flags,
+        CWD, FD_BITMAP_FDS, MAX_OPS, MMSG_SLOT, PendingSyscall, RET, SYSCALL_DATA_MAX,
+        SyscallEvent, SyscallSpec, arg_data_flags, arg_data_kind, event_flags, op, spec_flags,
     },
 };
 use aya_ebpf::{
@@ -27,8 +27,12 @@ use aya_ebpf::{
 use crate::{
     argdata::{self, Writer, first_byte, kind_slot, sockaddr_port},
     emit::{count_loss, emit_bytes},
-    maps::{FD_MARKS, LOOP_STATE, PENDING, SPECS, SYSCALL_SCRATCH, TRACKED_PIDS, ZERO_BITMAP},
+    maps::{
+        COMPAT_SPECS, FD_MARKS, LOOP_STATE, PENDING, SPECS, SYSCALL_SCRATCH, TRACKED_PIDS,
+        ZERO_BITMAP,
+    },
     paths::{cwd, fd_path, path_components},
+    peer,
     scope::in_scope,
     task::fill_header,
 };
@@ -39,12 +43,18 @@ const ARGS_OFFSET: usize = 16;
 const RET_OFFSET: usize = 16;
 const AT_FDCWD: i64 = -100;
 
+/// The spec of syscall `nr`: native, or i386 when `abi` says ia32 (x32
+/// numbers are the native table's).
 #[inline(always)]
-fn spec_for(nr: i32) -> Option<&'static SyscallSpec> {
+pub fn spec_for(nr: i32, abi: u32) -> Option<&'static SyscallSpec> {
     if nr < 0 {
         return None;
     }
-    let s = SPECS.get(nr as u32)?;
+    let s = if abi & event_flags::ABI_IA32 != 0 {
+        COMPAT_SPECS.get(nr as u32)?
+    } else {
+        SPECS.get(nr as u32)?
+    };
     (s.flags & spec_flags::ENABLED != 0).then_some(s)
 }
 
@@ -134,59 +144,109 @@ pub fn sys_enter(ctx: TracePointContext) -> u32 {
     let Ok(nr) = (unsafe { ctx.read_at::<i32>(NR_OFFSET) }) else {
         return 0;
     };
-    let Some(spec) = spec_for(nr) else { return 0 };
-    let mut p = PendingSyscall {
-        nr: nr as u32,
-        _pad: 0,
-        enter_ns: unsafe { bpf_ktime_get_boot_ns() },
-        args: [0; 6],
+    let Some(spec) = spec_for(nr, 0) else {
+        return 0;
     };
-    for i in 0..6 {
+    let mut args = [0u64; 6];
+    for (i, a) in args.iter_mut().enumerate() {
         if i < spec.nargs as usize {
-            p.args[i] = unsafe { ctx.read_at::<u64>(ARGS_OFFSET + 8 * i) }.unwrap_or(0);
+            *a = unsafe { ctx.read_at::<u64>(ARGS_OFFSET + 8 * i) }.unwrap_or(0);
         }
     }
+    enter(pid_tgid, nr as u32, 0, spec, args);
+    0
+}
+
+/// The destination of a `struct msghdr` (or `compat_msghdr`): (msg_name, msg_namelen).
+#[inline(always)]
+pub fn msghdr_name(msg: u64, compat: bool) -> (u64, u32) {
+    if compat {
+        let name: u32 = unsafe { bpf_probe_read_user(msg as *const u32) }.unwrap_or(0);
+        let len: u32 = unsafe { bpf_probe_read_user((msg + 4) as *const u32) }.unwrap_or(0);
+        (name as u64, len)
+    } else {
+        let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
+        let len: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32) }.unwrap_or(0);
+        (name, len)
+    }
+}
+
+/// The first iovec of a `struct msghdr` (or `compat_msghdr`): (base, len).
+#[inline(always)]
+fn msghdr_iov0(msg: u64, compat: bool) -> (u64, u64) {
+    if compat {
+        let iov: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32) }.unwrap_or(0);
+        let base: u32 = unsafe { bpf_probe_read_user(iov as u64 as *const u32) }.unwrap_or(0);
+        let len: u32 = unsafe { bpf_probe_read_user((iov as u64 + 4) as *const u32) }.unwrap_or(0);
+        (base as u64, len as u64)
+    } else {
+        // struct msghdr { name; namelen; iov; iovlen; ... }: iov at 16.
+        let iov: u64 = unsafe { bpf_probe_read_user((msg + 16) as *const u64) }.unwrap_or(0);
+        let base: u64 = unsafe { bpf_probe_read_user(iov as *const u64) }.unwrap_or(0);
+        let len: u64 = unsafe { bpf_probe_read_user((iov + 8) as *const u64) }.unwrap_or(0);
+        (base, len)
+    }
+}
+
+/// Syscall entry, native or compat: the spec's cheap filters, then the
+/// arguments saved for exit.
+#[inline(always)]
+pub fn enter(pid_tgid: u64, nr: u32, abi: u32, spec: &SyscallSpec, args: [u64; 6]) {
+    let tgid = (pid_tgid >> 32) as u32;
+    let p = PendingSyscall {
+        nr,
+        abi,
+        enter_ns: unsafe { bpf_ktime_get_boot_ns() },
+        args,
+    };
     let f = spec.flags;
     // Frequent syscalls are decided here so that most never reach exit work.
     if f & spec_flags::CLOSE != 0 {
         clear_mark(tgid, p.args[0] as i64);
-        return 0;
+        return;
     }
     if f & spec_flags::CLOSE_RANGE != 0 {
         clear_range(tgid, p.args[0], p.args[1]);
-        return 0;
+        return;
     }
     if f & spec_flags::FIRST_WRITE != 0 && !fd_marked(tgid, p.args[0] as i64) {
-        return 0;
+        return;
     }
     if f & spec_flags::DUP_FCNTL != 0 {
         const F_DUPFD: u32 = 0;
         const F_DUPFD_CLOEXEC: u32 = 1030;
         let cmd = p.args[1] as u32;
         if cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC {
-            return 0;
+            return;
         }
     }
-    if f & spec_flags::IOCTL_FILTER != 0 {
-        let cmd = p.args[1] as u32;
-        if cmd == 0 || (cmd != spec.ioctl_cmds[0] && cmd != spec.ioctl_cmds[1]) {
-            return 0;
+    if f & spec_flags::VALUE_FILTER != 0 {
+        let v = arg(&p.args, spec.filter_arg) as u32;
+        let hit = v != 0
+            && (v == spec.filter_vals[0]
+                || v == spec.filter_vals[1]
+                || v == spec.filter_vals[2]
+                || v == spec.filter_vals[3]);
+        if !hit {
+            return;
         }
     }
-    if f & spec_flags::NEEDS_ADDR != 0 && arg(&p.args, spec.flags_arg) == 0 {
-        return 0;
+    if f & spec_flags::NEEDS_ADDR != 0
+        && arg(&p.args, spec.flags_arg) == 0
+        && !fd_marked(tgid, p.args[0] as i64)
+    {
+        return;
     }
     if f & spec_flags::NEEDS_MSG_NAME != 0 {
         let msg = arg(&p.args, spec.flags_arg);
-        let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
-        if name == 0 {
-            return 0;
+        let (name, _) = msghdr_name(msg, f & spec_flags::COMPAT_MSGHDR != 0);
+        if name == 0 && !fd_marked(tgid, p.args[0] as i64) {
+            return;
         }
     }
     if PENDING.insert(&pid_tgid, &p, 0).is_err() {
         count_loss(loss_slot::PENDING_MAP_FULL);
     }
-    0
 }
 
 #[tracepoint]
@@ -196,17 +256,31 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let p = *pending;
+    if p.abi != 0 {
+        // A compat syscall's entry: its exit comes through raw sys_exit.
+        return 0;
+    }
     let _ = PENDING.remove(&pid_tgid);
-    let tgid = (pid_tgid >> 32) as u32;
     let nr = unsafe { ctx.read_at::<i32>(NR_OFFSET) }.unwrap_or(-1);
     if nr as u32 != p.nr {
         return 0;
     }
     let ret = unsafe { ctx.read_at::<i64>(RET_OFFSET) }.unwrap_or(0);
-    let Some(spec) = spec_for(nr) else { return 0 };
+    exit(pid_tgid, &p, ret);
+    0
+}
+
+/// Syscall exit, native or compat: the result, the marks, the captures, and
+/// the event.
+#[inline(always)]
+pub fn exit(pid_tgid: u64, p: &PendingSyscall, ret: i64) {
+    let tgid = (pid_tgid >> 32) as u32;
+    let Some(spec) = spec_for(p.nr as i32, p.abi) else {
+        return;
+    };
     let f = spec.flags;
     if f & spec_flags::EXEC != 0 && ret == 0 {
-        return 0;
+        return;
     }
     if f & spec_flags::DUP != 0 {
         if ret >= 0 && ret as u64 != p.args[0] {
@@ -216,13 +290,26 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
                 set_mark(tgid, ret);
             }
         }
-        return 0;
+        return;
     }
     if f & spec_flags::FIRST_WRITE != 0 {
         if ret < 0 {
-            return 0;
+            return;
         }
         clear_mark(tgid, p.args[0] as i64);
+    }
+    if f & (spec_flags::NEEDS_ADDR | spec_flags::NEEDS_MSG_NAME) != 0 && ret >= 0 {
+        // The first send on a connected socket has been seen.
+        clear_mark(tgid, p.args[0] as i64);
+    }
+    const EINPROGRESS: i64 = 115;
+    if f & spec_flags::MARK_FD != 0 && (ret >= 0 || ret == -EINPROGRESS) {
+        let fd = if spec.mark_arg == RET {
+            ret
+        } else {
+            arg(&p.args, spec.mark_arg) as i32 as i64
+        };
+        set_mark(tgid, fd);
     }
     if f & spec_flags::OPEN_FOR_WRITE != 0 && ret >= 0 {
         let mut oflags = arg(&p.args, spec.flags_arg);
@@ -237,10 +324,10 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
 
     let Some(scratch) = SYSCALL_SCRATCH.get_ptr_mut(0) else {
         count_loss(EventKind::Syscall as u32);
-        return 0;
+        return;
     };
     let scratch = unsafe { &mut *scratch };
-    let mut eflags = 0u32;
+    let mut eflags = p.abi & event_flags::ABI_MASK;
     if f & spec_flags::KILL != 0 {
         let target = arg(&p.args, spec.flags_arg) as i64 as i32;
         if target > 0 && unsafe { TRACKED_PIDS.get(&(target as u32)) }.is_some() {
@@ -255,7 +342,7 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
     ev.args = p.args;
     ev.enter_ns = p.enter_ns;
     let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
-        return 0;
+        return;
     };
     unsafe {
         (*state).ops = OpCtx {
@@ -264,6 +351,7 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
             pos: 0,
             dport: 0,
             truncated: 0,
+            abi: p.abi as u64,
         };
         bpf_loop(
             MAX_OPS as u32,
@@ -287,7 +375,6 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
     let bytes: &[u8; core::mem::size_of::<audit_common::syscall::SyscallScratch>()] =
         unsafe { &*(scratch as *const audit_common::syscall::SyscallScratch).cast() };
     emit_bytes(EventKind::Syscall as u32, bytes, size);
-    0
 }
 
 /// Capture state shared with the `bpf_loop` callback, kept in a per-CPU map
@@ -300,6 +387,8 @@ pub struct OpCtx {
     /// Destination port of an address captured so far (0 = none).
     dport: u64,
     truncated: u64,
+    /// The pending syscall's ABI bits (which spec table).
+    abi: u64,
 }
 
 /// Runs capture op number `index` of the syscall's spec. Returns 1 to stop.
@@ -313,9 +402,10 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
         return 1;
     };
     let scratch = unsafe { &mut *scratch };
-    let Some(spec) = SPECS.get(c.nr as u32) else {
+    let Some(spec) = spec_for(c.nr as i32, c.abi as u32) else {
         return 1;
     };
+    let compat = spec.flags & spec_flags::COMPAT_MSGHDR != 0;
     let Some(o) = spec.ops.get(index as usize).copied() else {
         return 1;
     };
@@ -361,9 +451,7 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
             }
         }
         op::MSGHDR_NAME => {
-            let msg = arg(&args, o.arg);
-            let name: u64 = unsafe { bpf_probe_read_user(msg as *const u64) }.unwrap_or(0);
-            let len: u32 = unsafe { bpf_probe_read_user((msg + 8) as *const u32) }.unwrap_or(0);
+            let (name, len) = msghdr_name(arg(&args, o.arg), compat);
             if name != 0 {
                 let ks = kind_slot(arg_data_kind::SOCKADDR, o.arg);
                 argdata::user_bytes(&mut w, ks, name, len as u64);
@@ -389,13 +477,50 @@ extern "C" fn op_step(index: u64, _ctx: *mut c_void) -> i64 {
             argdata::user_bytes(&mut w, ks, arg(&args, o.arg), n);
         }
         op::DNS_PAYLOAD_MSG if c.dport == 53 => {
-            let msg = arg(&args, o.arg);
-            // struct msghdr { name; namelen; iov; iovlen; ... }: iov at 16.
-            let iov: u64 = unsafe { bpf_probe_read_user((msg + 16) as *const u64) }.unwrap_or(0);
-            let base: u64 = unsafe { bpf_probe_read_user(iov as *const u64) }.unwrap_or(0);
-            let len: u64 = unsafe { bpf_probe_read_user((iov + 8) as *const u64) }.unwrap_or(0);
+            let (base, len) = msghdr_iov0(arg(&args, o.arg), compat);
             let ks = kind_slot(arg_data_kind::BYTES, o.arg);
             argdata::user_bytes(&mut w, ks, base, len.min(o.size as u64));
+        }
+        op::FD_PEER => {
+            let fd = arg(&args, o.arg) as i32 as i64;
+            if let Some(port) = peer::fd_peer(&mut w, fd) {
+                if c.dport == 0 {
+                    c.dport = port as u64;
+                }
+            }
+        }
+        op::MMSG => {
+            let i = o.size as u64;
+            if i < arg(&args, o.arg2) {
+                // struct mmsghdr { struct msghdr (56); u32 msg_len; } = 64
+                // bytes; compat: 28 + 4 = 32.
+                let stride = if compat { 32 } else { 64 };
+                let msg = arg(&args, o.arg) + i * stride;
+                let slot = MMSG_SLOT.wrapping_add(o.size as u8);
+                let (name, len) = msghdr_name(msg, compat);
+                let mut port = c.dport;
+                if name != 0 {
+                    let at = w.pos;
+                    argdata::user_bytes(
+                        &mut w,
+                        kind_slot(arg_data_kind::SOCKADDR, slot),
+                        name,
+                        len as u64,
+                    );
+                    if w.pos != at {
+                        port = sockaddr_port(w.data, at).unwrap_or(0) as u64;
+                    }
+                }
+                if port == 53 {
+                    let (base, blen) = msghdr_iov0(msg, compat);
+                    argdata::user_bytes(
+                        &mut w,
+                        kind_slot(arg_data_kind::BYTES, slot),
+                        base,
+                        blen.min(512),
+                    );
+                }
+            }
         }
         _ => {}
     }
@@ -418,7 +543,7 @@ fn fill_header_for(h: &mut EventHeader, data_len: usize) {
 /// A path argument: the raw string, and for a relative one the directory it
 /// is relative to (the dirfd's path, or the cwd).
 #[inline(always)]
-fn path_at(w: &mut Writer, path_arg: u8, dirfd_arg: u8, args: &[u64; 6]) {
+pub fn path_at(w: &mut Writer, path_arg: u8, dirfd_arg: u8, args: &[u64; 6]) {
     let at = w.pos;
     argdata::user_str(w, path_arg, arg(args, path_arg));
     if w.pos == at || first_byte(w.data, at) == b'/' {

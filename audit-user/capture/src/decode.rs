@@ -5,7 +5,10 @@
 use std::mem::size_of;
 
 use audit_common::{
-    event::{CGROUP_PATH_MAX, CgroupMigrateEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent},
+    event::{
+        CGROUP_PATH_MAX, CgroupMigrateEvent, EventHeader, ExecEvent, ExitEvent, ForkEvent,
+        IoUringEvent,
+    },
     kind::EventKind,
     syscall::{ArgDataHeader, SyscallEvent},
 };
@@ -34,12 +37,34 @@ pub struct Syscall {
     pub arg_data: Vec<ArgData>,
 }
 
-impl Syscall {
+/// Events that carry captures in the syscall capture format.
+pub trait Captures {
+    fn all_arg_data(&self) -> &[ArgData];
+
     /// Captures of `kind` for argument `slot`.
-    pub fn arg_data(&self, kind: u8, slot: u8) -> Option<&ArgData> {
-        self.arg_data
+    fn arg_data(&self, kind: u8, slot: u8) -> Option<&ArgData> {
+        self.all_arg_data()
             .iter()
             .find(|c| c.kind == kind && c.slot == slot)
+    }
+}
+
+impl Captures for Syscall {
+    fn all_arg_data(&self) -> &[ArgData] {
+        &self.arg_data
+    }
+}
+
+/// A completed io_uring request, with captures in the syscall format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IoUring {
+    pub raw: IoUringEvent,
+    pub arg_data: Vec<ArgData>,
+}
+
+impl Captures for IoUring {
+    fn all_arg_data(&self) -> &[ArgData] {
+        &self.arg_data
     }
 }
 
@@ -50,6 +75,7 @@ pub enum Event {
     Exit(ExitEvent),
     Syscall(Syscall),
     CgroupMigrate(CgroupMigrate),
+    IoUring(IoUring),
 }
 
 /// A cgroup migration; `path` is the destination, relative to its hierarchy.
@@ -67,6 +93,7 @@ impl Event {
             Event::Exit(e) => &e.header,
             Event::Syscall(e) => &e.raw.header,
             Event::CgroupMigrate(e) => &e.raw.header,
+            Event::IoUring(e) => &e.raw.header,
         }
     }
 }
@@ -137,29 +164,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         Some(EventKind::Exit) => Ok(Event::Exit(read(bytes)?)),
         Some(EventKind::Syscall) => {
             let raw: SyscallEvent = read(bytes)?;
-            let mut data = &bytes[size_of::<SyscallEvent>()..];
-            if (raw.data_len as usize) < data.len() {
-                data = &data[..raw.data_len as usize];
-            }
-            let mut arg_data = Vec::new();
-            let mut at = 0;
-            while at < data.len() {
-                let h: ArgDataHeader = read(&data[at..])?;
-                let start = at + size_of::<ArgDataHeader>();
-                let end = start
-                    .checked_add(h.len as usize)
-                    .filter(|&e| e <= data.len());
-                let Some(end) = end else {
-                    return Err(DecodeError::ArgDataLength { at, len: h.len });
-                };
-                arg_data.push(ArgData {
-                    kind: h.kind,
-                    slot: h.slot,
-                    flags: h.flags,
-                    bytes: data[start..end].to_vec(),
-                });
-                at = end;
-            }
+            let arg_data = captures(&bytes[size_of::<SyscallEvent>()..], raw.data_len)?;
             Ok(Event::Syscall(Syscall { raw, arg_data }))
         }
         Some(EventKind::CgroupMigrate) => {
@@ -173,8 +178,40 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
                 raw,
             }))
         }
+        Some(EventKind::IoUring) => {
+            let raw: IoUringEvent = read(bytes)?;
+            let arg_data = captures(&bytes[size_of::<IoUringEvent>()..], raw.data_len)?;
+            Ok(Event::IoUring(IoUring { raw, arg_data }))
+        }
         None => Err(DecodeError::UnknownKind(header.kind)),
     }
+}
+
+/// The captures in the first `data_len` bytes of `data`.
+fn captures(mut data: &[u8], data_len: u32) -> Result<Vec<ArgData>, DecodeError> {
+    if (data_len as usize) < data.len() {
+        data = &data[..data_len as usize];
+    }
+    let mut arg_data = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let h: ArgDataHeader = read(&data[at..])?;
+        let start = at + size_of::<ArgDataHeader>();
+        let end = start
+            .checked_add(h.len as usize)
+            .filter(|&e| e <= data.len());
+        let Some(end) = end else {
+            return Err(DecodeError::ArgDataLength { at, len: h.len });
+        };
+        arg_data.push(ArgData {
+            kind: h.kind,
+            slot: h.slot,
+            flags: h.flags,
+            bytes: data[start..end].to_vec(),
+        });
+        at = end;
+    }
+    Ok(arg_data)
 }
 
 /// Splits the kernel's argv area into arguments. Each argument ends with a

@@ -5,6 +5,9 @@
 
 use audit_common::syscall::{ArgOp, CWD, RET, SyscallSpec, op, spec_flags as sf};
 
+#[path = "syscalls_ia32.rs"]
+pub mod ia32;
+
 /// What an argument is, and the record field it becomes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Arg {
@@ -84,7 +87,11 @@ pub struct SyscallDef {
     pub args: &'static [Arg],
     pub flags: u32,
     pub flags_arg: u8,
-    pub ioctl_cmds: [u32; 2],
+    /// VALUE_FILTER: the argument compared, and the values recorded.
+    pub filter_arg: u8,
+    pub filter_vals: [u32; 4],
+    /// MARK_FD: the fd argument marked for its first send (or RET).
+    pub mark_arg: u8,
     /// Captures beyond those the args imply.
     pub extra: &'static [ArgOp],
 }
@@ -114,7 +121,9 @@ const BASE: SyscallDef = SyscallDef {
     args: &[],
     flags: 0,
     flags_arg: 0,
-    ioctl_cmds: [0, 0],
+    filter_arg: 0,
+    filter_vals: [0; 4],
+    mark_arg: 0,
     extra: &[],
 };
 
@@ -204,9 +213,39 @@ mod nr {
     pub const memfd_create: i64 = libc::SYS_memfd_create;
     pub const execve: i64 = libc::SYS_execve;
     pub const execveat: i64 = libc::SYS_execveat;
+    pub const name_to_handle_at: i64 = libc::SYS_name_to_handle_at;
+    pub const open_by_handle_at: i64 = libc::SYS_open_by_handle_at;
+    pub const sendmmsg: i64 = libc::SYS_sendmmsg;
+    pub const process_vm_readv: i64 = libc::SYS_process_vm_readv;
+    pub const process_vm_writev: i64 = libc::SYS_process_vm_writev;
+    pub const pidfd_open: i64 = libc::SYS_pidfd_open;
+    pub const pidfd_getfd: i64 = libc::SYS_pidfd_getfd;
+    pub const pidfd_send_signal: i64 = libc::SYS_pidfd_send_signal;
+    pub const chroot: i64 = libc::SYS_chroot;
+    pub const pivot_root: i64 = libc::SYS_pivot_root;
+    pub const seccomp: i64 = libc::SYS_seccomp;
+    pub const prctl: i64 = libc::SYS_prctl;
+    pub const io_uring_setup: i64 = libc::SYS_io_uring_setup;
+    pub const io_uring_enter: i64 = libc::SYS_io_uring_enter;
+    pub const io_uring_register: i64 = libc::SYS_io_uring_register;
 }
 
+pub const PR_SET_SECCOMP: u32 = 22;
+pub const PR_SET_NO_NEW_PRIVS: u32 = 38;
+pub const PR_CAP_AMBIENT: u32 = 47;
+
+/// The peer of the socket behind fd argument 0.
+const PEER_OF_FD: ArgOp = cap(op::FD_PEER, 0, 0, 0);
+/// sendmmsg: message `i` of the mmsghdr array (argument 1, count in 2).
+const fn mmsg(i: u32) -> ArgOp {
+    cap(op::MMSG, 1, 2, i)
+}
+/// Messages of one sendmmsg whose destinations are captured.
+pub const MMSG_CAPTURED: usize = 4;
+
 use Arg::{Addr, FdPath, Int, Long, Path, Skip, Str, Uint};
+
+use audit_common::syscall::PEER;
 
 const OPEN_W: u32 = sf::ENABLED | sf::OPEN_FOR_WRITE;
 const WRITE: u32 = sf::ENABLED | sf::FIRST_WRITE;
@@ -242,9 +281,12 @@ pub static TABLE: &[SyscallDef] = &[
     def!(fchownat, "chown", File, [Int("dirfd"), Path("path", 0), Int("uid"), Int("gid"), Uint("flags")], flags: ON),
     def!(truncate, "truncate", File, [Path("path", CWD), Long("length")], flags: ON),
     def!(ftruncate, "truncate", File, [FdPath("path"), Long("length")], flags: ON),
-    def!(write, "write", File, [FdPath("path"), Skip, Uint("count")], flags: WRITE),
+    // A first write on a connected socket (marked by connect/accept) also
+    // records the socket's peer, and a DNS query's name for port 53.
+    def!(write, "write", File, [FdPath("path"), Skip, Uint("count")], flags: WRITE,
+        extra: &[PEER_OF_FD, cap(op::DNS_PAYLOAD, 1, 2, 512)]),
     def!(pwrite64, "write", File, [FdPath("path"), Skip, Uint("count"), Long("offset")], flags: WRITE),
-    def!(writev, "write", File, [FdPath("path"), Skip, Uint("iovcnt")], flags: WRITE),
+    def!(writev, "write", File, [FdPath("path"), Skip, Uint("iovcnt")], flags: WRITE, extra: &[PEER_OF_FD]),
     def!(pwritev, "write", File, [FdPath("path"), Skip, Uint("iovcnt"), Long("offset")], flags: WRITE),
     def!(pwritev2, "write", File, [FdPath("path"), Skip, Uint("iovcnt"), Long("offset"), Skip, Uint("flags")], flags: WRITE),
     def!(close, "close", File, [Int("fd")], flags: sf::ENABLED | sf::CLOSE),
@@ -253,17 +295,32 @@ pub static TABLE: &[SyscallDef] = &[
     def!(dup2, "dup", File, [Int("fd"), Int("new_fd")], flags: sf::ENABLED | sf::DUP),
     def!(dup3, "dup", File, [Int("fd"), Int("new_fd"), Uint("flags")], flags: sf::ENABLED | sf::DUP),
     def!(fcntl, "dup", File, [Int("fd"), Int("cmd"), Uint("arg")], flags: sf::ENABLED | sf::DUP | sf::DUP_FCNTL),
+    def!(name_to_handle_at, "name_to_handle", File, [Int("dirfd"), Path("path", 0), Skip, Skip, Uint("flags")], flags: ON),
+    // The handle (struct file_handle: bytes, type, then the handle) is kept
+    // as bytes; the file actually opened comes from the returned fd.
+    def!(open_by_handle_at, "open", File, [Int("mount_fd"), Skip, Uint("flags")], flags: OPEN_W, flags_arg: 2,
+        extra: &[cap(op::USER_BYTES, 1, 0, 40), OPENED]),
+    def!(io_uring_setup, "io_uring_setup", File, [Uint("entries"), Skip], flags: ON, extra: &[cap(op::USER_BYTES, 1, 0, 24)]),
+    def!(io_uring_enter, "io_uring_enter", File, [Int("fd"), Uint("to_submit"), Uint("min_complete"), Uint("flags"), Skip, Uint("argsz")], flags: ON),
+    def!(io_uring_register, "io_uring_register", File, [Int("fd"), Uint("opcode"), Skip, Uint("nr_args")], flags: ON),
     // Network (OCSF 4001)
     def!(socket, "socket", Network, [Int("family"), Int("type"), Int("protocol")], flags: ON),
-    def!(connect, "connect", Network, [Int("fd"), Addr("remote", 2), Uint("addrlen")], flags: ON),
+    def!(connect, "connect", Network, [Int("fd"), Addr("remote", 2), Uint("addrlen")], flags: ON | sf::MARK_FD, mark_arg: 0),
     def!(bind, "bind", Network, [Int("fd"), Addr("local", 2), Uint("addrlen")], flags: ON),
     def!(listen, "listen", Network, [Int("fd"), Int("backlog")], flags: ON),
-    def!(accept, "accept", Network, [Int("fd"), Skip, Skip], flags: ON, extra: &[cap(op::SOCKADDR_OUT, 1, 2, 0)]),
-    def!(accept4, "accept", Network, [Int("fd"), Skip, Skip, Uint("flags")], flags: ON, extra: &[cap(op::SOCKADDR_OUT, 1, 2, 0)]),
+    def!(accept, "accept", Network, [Int("fd"), Skip, Skip], flags: ON | sf::MARK_FD, mark_arg: RET,
+        extra: &[cap(op::SOCKADDR_OUT, 1, 2, 0)]),
+    def!(accept4, "accept", Network, [Int("fd"), Skip, Skip, Uint("flags")], flags: ON | sf::MARK_FD, mark_arg: RET,
+        extra: &[cap(op::SOCKADDR_OUT, 1, 2, 0)]),
+    // Recorded with an explicit address, or as the first send on a
+    // connected socket (then `remote` is the socket's peer).
     def!(sendto, "send", Network, [Int("fd"), Skip, Uint("length"), Uint("flags"), Addr("remote", 5), Uint("addrlen")],
-        flags: ON | sf::NEEDS_ADDR, flags_arg: 4, extra: &[cap(op::DNS_PAYLOAD, 1, 2, 512)]),
+        flags: ON | sf::NEEDS_ADDR, flags_arg: 4, extra: &[PEER_OF_FD, cap(op::DNS_PAYLOAD, 1, 2, 512)]),
     def!(sendmsg, "send", Network, [Int("fd"), Skip, Uint("flags")], flags: ON | sf::NEEDS_MSG_NAME, flags_arg: 1,
-        extra: &[cap(op::MSGHDR_NAME, 1, 0, 0), cap(op::DNS_PAYLOAD_MSG, 1, 0, 512)]),
+        extra: &[cap(op::MSGHDR_NAME, 1, 0, 0), PEER_OF_FD, cap(op::DNS_PAYLOAD_MSG, 1, 0, 512)]),
+    // Every sendmmsg: the first MMSG_CAPTURED messages' destinations.
+    def!(sendmmsg, "send", Network, [Int("fd"), Skip, Uint("vlen"), Uint("flags")], flags: ON,
+        extra: &[PEER_OF_FD, mmsg(0), mmsg(1), mmsg(2), mmsg(3)]),
     // Privilege and tamper-relevant (OCSF 1007 and friends)
     def!(setuid, "setuid", Privilege, [Int("uid")], flags: ON),
     def!(setgid, "setgid", Privilege, [Int("gid")], flags: ON),
@@ -283,8 +340,20 @@ pub static TABLE: &[SyscallDef] = &[
     def!(kill, "kill", Privilege, [Int("target_pid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
     def!(tkill, "kill", Privilege, [Int("target_tid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
     def!(tgkill, "kill", Privilege, [Int("target_pid"), Int("target_tid"), Int("signal")], flags: ON | sf::KILL, flags_arg: 0),
-    def!(ioctl, "chattr", Privilege, [FdPath("path"), Uint("request"), Skip], flags: ON | sf::IOCTL_FILTER,
-        ioctl_cmds: [FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR], extra: &[cap(op::USER_BYTES, 2, 0, 4)]),
+    def!(ioctl, "chattr", Privilege, [FdPath("path"), Uint("request"), Skip], flags: ON | sf::VALUE_FILTER,
+        filter_arg: 1, filter_vals: [FS_IOC_SETFLAGS, FS_IOC_FSSETXATTR, 0, 0], extra: &[cap(op::USER_BYTES, 2, 0, 4)]),
+    def!(process_vm_readv, "process_vm", Privilege, [Int("target_pid"), Skip, Uint("local_iovcnt"), Skip, Uint("remote_iovcnt"), Uint("flags")],
+        flags: ON | sf::KILL, flags_arg: 0),
+    def!(process_vm_writev, "process_vm", Privilege, [Int("target_pid"), Skip, Uint("local_iovcnt"), Skip, Uint("remote_iovcnt"), Uint("flags")],
+        flags: ON | sf::KILL, flags_arg: 0),
+    def!(pidfd_open, "pidfd_open", Privilege, [Int("target_pid"), Uint("flags")], flags: ON | sf::KILL, flags_arg: 0),
+    def!(pidfd_getfd, "pidfd_getfd", Privilege, [Int("pidfd"), Int("target_fd"), Uint("flags")], flags: ON),
+    def!(pidfd_send_signal, "kill", Privilege, [Int("pidfd"), Int("signal"), Skip, Uint("flags")], flags: ON),
+    def!(chroot, "chroot", Privilege, [Path("path", CWD)], flags: ON),
+    def!(pivot_root, "pivot_root", Privilege, [Path("new_root", CWD), Path("put_old", CWD)], flags: ON),
+    def!(seccomp, "seccomp", Privilege, [Uint("operation"), Uint("flags"), Skip], flags: ON),
+    def!(prctl, "prctl", Privilege, [Int("option"), Uint("arg2"), Uint("arg3"), Uint("arg4"), Uint("arg5")], flags: ON | sf::VALUE_FILTER,
+        filter_arg: 0, filter_vals: [PR_SET_SECCOMP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, 0]),
     def!(unshare, "unshare", Privilege, [Uint("flags")], flags: ON),
     def!(setns, "setns", Privilege, [FdPath("namespace"), Int("nstype")], flags: ON),
     def!(memfd_create, "memfd_create", Privilege, [Str("name"), Uint("flags")], flags: ON),
@@ -326,8 +395,9 @@ impl SyscallDef {
             flags: self.flags,
             flags_arg: self.flags_arg,
             nargs: self.args.len() as u8,
-            _pad: [0; 2],
-            ioctl_cmds: self.ioctl_cmds,
+            filter_arg: self.filter_arg,
+            mark_arg: self.mark_arg,
+            filter_vals: self.filter_vals,
             ops,
         }
     }
@@ -346,6 +416,9 @@ impl SyscallDef {
 pub fn by_nr(nr: u32) -> Option<&'static SyscallDef> {
     TABLE.iter().find(|d| d.nr == nr as i64)
 }
+
+/// The capture slot of the peer address (`remote` of a connected socket).
+pub const PEER_SLOT: u8 = PEER;
 
 #[cfg(test)]
 mod tests {
@@ -379,6 +452,19 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn connected_sends_capture_the_peer_before_the_dns_payload() {
+        for name in ["write", "sendto", "sendmsg", "sendmmsg"] {
+            let spec = TABLE.iter().find(|d| d.name == name).unwrap().spec();
+            let peer = spec.ops.iter().position(|o| o.kind == op::FD_PEER);
+            let dns = spec
+                .ops
+                .iter()
+                .position(|o| matches!(o.kind, op::DNS_PAYLOAD | op::DNS_PAYLOAD_MSG | op::MMSG));
+            assert!(peer.is_some() && peer < dns, "{name}: {:?}", spec.ops);
         }
     }
 

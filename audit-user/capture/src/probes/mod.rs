@@ -23,6 +23,7 @@ use crate::{
 
 pub mod detach;
 pub mod freeze;
+mod gaps;
 mod tracefs;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
@@ -85,7 +86,10 @@ impl Probes {
             bail!("ring buffer size {size} must be a power of two of at least 4096 bytes");
         }
         let btf = Btf::from_file(Path::new(KERNEL_BTF))?;
-        let (offsets, missing_fields) = offsets::resolve(&btf)?;
+        let (offsets, mut missing_fields) = offsets::resolve(&btf)?;
+        let sockets = gaps::socket_offsets(&btf, &mut missing_fields);
+        let compat = gaps::compat_config(&btf, &mut missing_fields);
+        let io_uring = gaps::io_uring_offsets(&btf, &mut missing_fields);
         let (mode, level, id) = match &scope {
             Scope::Cgroup(t) => (scope_mode::CGROUP, t.level, t.id),
             Scope::PidTree { .. } => (scope_mode::PID_TREE, 0, 0),
@@ -96,6 +100,17 @@ impl Probes {
             .override_global("SCOPE_CGROUP_ID", &id, true)
             .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
             .override_global("OFFSETS", &offsets, true)
+            .override_global("SOCKET_OFFSETS", &sockets, true)
+            .override_global(
+                "COMPAT",
+                &compat.unwrap_or(audit_common::syscall::CompatConfig::missing()),
+                true,
+            )
+            .override_global(
+                "IO_URING",
+                &io_uring.unwrap_or(audit_common::event::IoUringOffsets::missing()),
+                true,
+            )
             .map_max_entries("EVENTS", size)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object into the kernel")?;
@@ -104,7 +119,19 @@ impl Probes {
         if let Scope::PidTree { root } = scope {
             track(&mut ebpf, &[root])?;
         }
-        let unavailable_syscalls = attach_syscalls(&mut ebpf, &opts.families)?;
+        let mut unavailable_syscalls = attach_syscalls(&mut ebpf, &opts.families)?;
+        if !opts.families.is_empty() {
+            // io_uring requests and compat syscalls bypass the syscall
+            // tracepoints: audited whenever any syscall family is.
+            match io_uring {
+                Some(_) => gaps::attach_io_uring(&mut ebpf)?,
+                None => unavailable_syscalls.push("io_uring requests"),
+            }
+            match compat {
+                Some(_) => gaps::attach_compat(&mut ebpf, &opts.families)?,
+                None => unavailable_syscalls.push("compat (ia32/x32) syscalls"),
+            }
+        }
 
         for (prog, tp) in RAW_TRACEPOINTS {
             let p: &mut RawTracePoint = ebpf

@@ -17,6 +17,12 @@ pub fn has_syscall_tracepoint(name: &str) -> bool {
     tracefs_root().is_some_and(|r| r.join(format!("events/syscalls/sys_enter_{name}")).is_dir())
 }
 
+/// The format file of tracepoint `group:event`, if this kernel has it.
+pub fn event_format(group: &str, event: &str) -> Option<String> {
+    let root = tracefs_root()?;
+    std::fs::read_to_string(root.join(format!("events/{group}/{event}/format"))).ok()
+}
+
 /// Field offsets of one tracepoint format file, by field name.
 pub fn field_offset(format: &str, field: &str) -> Option<usize> {
     format.lines().find_map(|l| {

@@ -13,13 +13,11 @@ use audit_common::event::{EventHeader, exec_flags, exit_flags, fork_flags, migra
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use serde_json::{Value, json};
 
-use crate::{
-    decode::{Event, split_argv},
-    syscalls,
-};
+use crate::decode::{Event, split_argv};
 
 mod dns;
 pub mod errno;
+mod io_uring;
 pub mod paths;
 pub mod sockaddr;
 mod syscall;
@@ -120,8 +118,9 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Record {
         Event::Exec(_) => "exec",
         Event::Fork(_) => "fork",
         Event::Exit(_) => "exit",
-        Event::Syscall(s) => syscalls::by_nr(s.raw.nr).map_or("unknown_syscall", |d| d.kind),
+        Event::Syscall(s) => syscall::kind_of(s),
         Event::CgroupMigrate(_) => "cgroup_migrate",
+        Event::IoUring(_) => "io_uring_op",
     };
     let mut r = Record::new(kind, clock.wall_ns(h.boot_ns));
     r.fields.insert("proc".into(), process_json(h));
@@ -183,13 +182,8 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Record {
                 flag(fl & migrate_flags::ENTERED_SCOPE != 0),
             );
         }
-        Event::Syscall(s) => match syscalls::by_nr(s.raw.nr) {
-            Some(def) => syscall::fields(s, def, f),
-            None => {
-                f.insert("nr".into(), s.raw.nr.into());
-                f.insert("ret".into(), s.raw.ret.into());
-            }
-        },
+        Event::Syscall(s) => syscall::record(s, f),
+        Event::IoUring(u) => io_uring::fields(u, f),
     }
     r
 }

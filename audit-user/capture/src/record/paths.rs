@@ -4,7 +4,7 @@
 
 use audit_common::syscall::{arg_data_flags, arg_data_kind};
 
-use crate::decode::{ArgData, Syscall};
+use crate::decode::{ArgData, Captures};
 
 /// How the `path` of a record was obtained (documented in docs/FORMAT.md).
 pub mod resolution {
@@ -60,7 +60,7 @@ pub fn from_components(c: &ArgData) -> Resolved {
 }
 
 /// The file behind fd argument `slot` (or the returned fd, slot RET).
-pub fn fd_path(sc: &Syscall, slot: u8, how: &'static str) -> Option<Resolved> {
+pub fn fd_path(sc: &impl Captures, slot: u8, how: &'static str) -> Option<Resolved> {
     let c = sc.arg_data(arg_data_kind::PATH_COMPONENTS, slot)?;
     let mut r = from_components(c);
     if r.resolution.is_empty() {
@@ -70,7 +70,7 @@ pub fn fd_path(sc: &Syscall, slot: u8, how: &'static str) -> Option<Resolved> {
 }
 
 /// A path argument in `slot`: (the raw argument, its resolution).
-pub fn path_arg(sc: &Syscall, slot: u8) -> Option<(Vec<u8>, Resolved)> {
+pub fn path_arg(sc: &impl Captures, slot: u8) -> Option<(Vec<u8>, Resolved)> {
     let raw_cap = sc.arg_data(arg_data_kind::STRING, slot)?;
     let raw = raw_cap.bytes.clone();
     let raw_truncated = raw_cap.flags & arg_data_flags::TRUNCATED != 0;

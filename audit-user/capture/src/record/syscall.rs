@@ -7,9 +7,80 @@ use serde_json::{Value, json};
 
 use super::{Json, errno, flag, paths, put_bytes, sockaddr};
 use crate::{
-    decode::Syscall,
-    syscalls::{Arg, FS_IOC_FSSETXATTR, FS_IOC_SETFLAGS, SyscallDef},
+    decode::{Captures, Syscall},
+    syscalls::{
+        self, Arg, FS_IOC_FSSETXATTR, FS_IOC_SETFLAGS, MMSG_CAPTURED, PEER_SLOT, PR_CAP_AMBIENT,
+        PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, SyscallDef, ia32,
+    },
 };
+
+/// The table entry a syscall event means: native, i386 (ia32 compat) or x32
+/// (native numbers).
+pub fn def_of(sc: &Syscall) -> Option<&'static SyscallDef> {
+    if sc.raw.flags & event_flags::ABI_IA32 != 0 {
+        ia32::by_nr(sc.raw.nr)
+    } else {
+        syscalls::by_nr(sc.raw.nr)
+    }
+}
+
+/// The record kind of a syscall event.
+pub fn kind_of(sc: &Syscall) -> &'static str {
+    match def_of(sc) {
+        Some(d) => d.kind,
+        None if sc.raw.flags & event_flags::ABI_MASK != 0 => "compat_syscall",
+        None => "unknown_syscall",
+    }
+}
+
+fn abi_name(flags: u32) -> Option<&'static str> {
+    if flags & event_flags::ABI_IA32 != 0 {
+        Some("ia32")
+    } else if flags & event_flags::ABI_X32 != 0 {
+        Some("x32")
+    } else {
+        None
+    }
+}
+
+fn put_result(f: &mut Json, ret: i64) {
+    if ret >= 0 {
+        f.insert("result".into(), "success".into());
+        f.insert("ret".into(), ret.into());
+    } else {
+        f.insert("result".into(), "failure".into());
+        f.insert("errno".into(), (-ret).into());
+        f.insert("errno_name".into(), errno::name(-ret).into());
+    }
+}
+
+/// Fills a record from a syscall event of any ABI.
+pub fn record(sc: &Syscall, f: &mut Json) {
+    let ev = &sc.raw;
+    let abi = abi_name(ev.flags);
+    match def_of(sc) {
+        Some(def) => fields(sc, def, f),
+        None => {
+            f.insert("nr".into(), ev.nr.into());
+            put_result(f, ev.ret);
+            if abi.is_some() {
+                f.insert("args".into(), json!(ev.args));
+            }
+        }
+    }
+    if let Some(abi) = abi {
+        f.insert("abi".into(), abi.into());
+        f.insert("nr".into(), ev.nr.into());
+        if ev.flags & event_flags::ABI_IA32 != 0 {
+            if let Some(name) = ia32::name(ev.nr) {
+                f.insert("compat_name".into(), name.into());
+            }
+        }
+        if ev.flags & event_flags::SOCKETCALL != 0 {
+            f.insert("socketcall".into(), flag(true));
+        }
+    }
+}
 
 fn put_resolved(f: &mut Json, name: &str, raw: Option<&[u8]>, r: &paths::Resolved) {
     put_bytes(f, name, &r.path);
@@ -38,14 +109,7 @@ fn u64_at(bytes: &[u8], i: usize) -> Option<u64> {
 pub fn fields(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
     let ev = &sc.raw;
     f.insert("syscall".into(), def.name.into());
-    if ev.ret >= 0 {
-        f.insert("result".into(), "success".into());
-        f.insert("ret".into(), ev.ret.into());
-    } else {
-        f.insert("result".into(), "failure".into());
-        f.insert("errno".into(), (-ev.ret).into());
-        f.insert("errno_name".into(), errno::name(-ev.ret).into());
-    }
+    put_result(f, ev.ret);
     f.insert(
         "duration_ns".into(),
         ev.header.boot_ns.saturating_sub(ev.enter_ns).into(),
@@ -87,7 +151,11 @@ pub fn fields(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
                 }
             }
             Arg::Addr(name, _) => {
-                if let Some(c) = sc.arg_data(arg_data_kind::SOCKADDR, slot) {
+                // An absent address (send on a connected socket) captures nothing.
+                if let Some(c) = sc
+                    .arg_data(arg_data_kind::SOCKADDR, slot)
+                    .filter(|c| !c.bytes.is_empty())
+                {
                     f.insert(name.into(), sockaddr::decode(&c.bytes));
                 }
             }
@@ -144,8 +212,11 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
                 }
             }
         }
-        "write" if ok => {
-            f.insert("bytes".into(), ev.ret.into());
+        "write" => {
+            if ok {
+                f.insert("bytes".into(), ev.ret.into());
+            }
+            peer_and_dns(sc, f);
         }
         "socket" => {
             let fam = ev.args[0] as u32 as i32 as i64;
@@ -179,12 +250,41 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
             {
                 f.insert("remote".into(), sockaddr::decode(&c.bytes));
             }
-            if let Some(c) = sc.arg_data(arg_data_kind::BYTES, 1) {
-                if let Some((name, qtype)) = super::dns::question(&c.bytes) {
-                    f.insert("dns_query".into(), name.into());
-                    f.insert("dns_qtype".into(), qtype.into());
+            if def.name == "sendmmsg" {
+                f.insert("messages".into(), mmsg_messages(sc, ev.args[2]));
+            }
+            peer_and_dns(sc, f);
+        }
+        "process_vm" | "pidfd_open" => {
+            f.insert(
+                "target_in_scope".into(),
+                flag(ev.flags & event_flags::TARGET_IN_SCOPE != 0),
+            );
+            if ok && def.kind == "pidfd_open" {
+                f.insert("pidfd".into(), ev.ret.into());
+            }
+        }
+        "pidfd_getfd" if ok => {
+            f.insert("new_fd".into(), ev.ret.into());
+        }
+        "io_uring_setup" => {
+            if let Some(p) = sc.arg_data(arg_data_kind::BYTES, 1).map(|c| u32s(&c.bytes)) {
+                if p.len() >= 3 {
+                    f.insert("setup_flags".into(), p[2].into());
                 }
             }
+            if ok {
+                f.insert("fd".into(), ev.ret.into());
+            }
+        }
+        "prctl" => {
+            let name = match ev.args[0] as u32 {
+                PR_SET_SECCOMP => "PR_SET_SECCOMP",
+                PR_SET_NO_NEW_PRIVS => "PR_SET_NO_NEW_PRIVS",
+                PR_CAP_AMBIENT => "PR_CAP_AMBIENT",
+                _ => "",
+            };
+            f.insert("option_name".into(), name.into());
         }
         "setgroups" => {
             if let Some(c) = sc.arg_data(arg_data_kind::BYTES, 1) {
@@ -232,6 +332,52 @@ fn extras(sc: &Syscall, def: &SyscallDef, f: &mut Json) {
         }
         _ => {}
     }
+}
+
+/// `remote` from the socket's peer when no address argument gave one (a
+/// send on a connected socket), and the DNS question of a query to port 53.
+fn peer_and_dns(sc: &Syscall, f: &mut Json) {
+    if let Some(c) = sc.arg_data(arg_data_kind::SOCKADDR, PEER_SLOT) {
+        if !f.contains_key("remote") {
+            f.insert("remote".into(), sockaddr::decode(&c.bytes));
+            f.insert("remote_source".into(), "peer".into());
+        }
+    }
+    if let Some(c) = sc.arg_data(arg_data_kind::BYTES, 1) {
+        if let Some((name, qtype)) = super::dns::question(&c.bytes) {
+            f.insert("dns_query".into(), name.into());
+            f.insert("dns_qtype".into(), qtype.into());
+        }
+    }
+}
+
+/// sendmmsg: one object per captured message (destination, DNS question).
+fn mmsg_messages(sc: &Syscall, vlen: u64) -> Value {
+    let n = (vlen as usize).min(MMSG_CAPTURED);
+    let peer = sc.arg_data(arg_data_kind::SOCKADDR, PEER_SLOT);
+    let msgs: Vec<Value> = (0..n)
+        .map(|i| {
+            let slot = audit_common::syscall::MMSG_SLOT + i as u8;
+            let mut m = Json::new();
+            match sc.arg_data(arg_data_kind::SOCKADDR, slot).or(peer) {
+                Some(c) => {
+                    m.insert("remote".into(), sockaddr::decode(&c.bytes));
+                }
+                None => {
+                    m.insert("remote".into(), Value::Null);
+                }
+            }
+            if let Some((name, qtype)) = sc
+                .arg_data(arg_data_kind::BYTES, slot)
+                .and_then(|c| super::dns::question(&c.bytes))
+            {
+                m.insert("dns_query".into(), name.into());
+                m.insert("dns_qtype".into(), qtype.into());
+            }
+            Value::Object(m)
+        })
+        .collect();
+    Value::Array(msgs)
 }
 
 #[cfg(test)]

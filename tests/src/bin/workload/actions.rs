@@ -100,7 +100,7 @@ pub fn file(dir: &str) -> ! {
     exit_now(0)
 }
 
-fn sockaddr_in(port: u16) -> libc::sockaddr_in {
+pub fn sockaddr_in(port: u16) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as u16,
         sin_port: port.to_be(),
@@ -111,7 +111,7 @@ fn sockaddr_in(port: u16) -> libc::sockaddr_in {
     }
 }
 
-fn dns_query(name: &str) -> Vec<u8> {
+pub fn dns_query(name: &str) -> Vec<u8> {
     let mut q = vec![0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     for label in name.split('.') {
         q.push(label.len() as u8);

@@ -10,6 +10,11 @@
 //!   workload unauditable PATH     io_uring_setup, and an ia32 open of PATH
 //!   workload attack-agent PID     kill/ptrace/process_vm_readv/pidfd_open PID
 //!   workload leave-cgroup PROCS MARKER  write our pid to PROCS, open MARKER
+//!   workload uring PORT           io_uring open/read, socket/connect/write
+//!   workload uring-escape PROCS   io_uring write of our pid to a cgroup.procs
+//!   workload int80 PORT           ia32 syscalls via int $0x80
+//!   workload connected PORT       connected UDP/TCP sends, sendmmsg
+//!   workload priv-gaps DIR        handles, pidfds, process_vm, chroot, seccomp
 //!
 //! The action workloads call libc directly so that the test knows exactly
 //! which syscall each step makes.
@@ -18,6 +23,7 @@ use std::ffi::CString;
 
 mod actions;
 mod escape;
+mod gaps;
 
 pub fn say(line: &str) {
     let s = format!("{line}\n");
@@ -141,6 +147,11 @@ fn main() {
         Some("unauditable") => escape::unauditable(&args[2]),
         Some("attack-agent") => escape::attack_agent(args[2].parse().unwrap_or(0)),
         Some("leave-cgroup") => escape::leave_cgroup(&args[2], &args[3]),
+        Some("uring") => gaps::uring(args[2].parse().unwrap_or(0)),
+        Some("uring-escape") => gaps::uring_escape(&args[2]),
+        Some("int80") => gaps::int80_actions(args[2].parse().unwrap_or(0)),
+        Some("connected") => gaps::connected(args[2].parse().unwrap_or(0)),
+        Some("priv-gaps") => gaps::privilege_gaps(&args[2]),
         _ => {
             eprintln!(
                 "usage: workload tree [--wait-stdin] | burst FORKS EXECS | file DIR | net DIR PORT | priv DIR"
