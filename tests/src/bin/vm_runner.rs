@@ -1,0 +1,333 @@
+//! The test runner inside each `cargo xtask vm-test` VM (and, once, on the
+//! host to record what the records look like there).
+//!
+//! - `vm_runner reference OUT`: run the scenarios under `sandbox-audit exec`
+//!   on this host and write the field sets of their records to OUT.
+//! - `vm_runner guest REF`: run the same scenarios in the VM, compare with
+//!   REF and print one `VMTEST PASS name` / `VMTEST FAIL name: why` line per
+//!   check (xtask counts them from the serial console).
+//! - `vm_runner workload PATH PORT`: the audited workload: read PATH,
+//!   connect to 127.0.0.1:PORT.
+//!
+//! The binary under test comes from `$VMTEST_SANDBOX_AUDIT`.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    io::Read,
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// Field names of a record, nested objects flattened as `outer.inner`.
+fn field_names(v: &Value) -> BTreeSet<String> {
+    fn walk(prefix: &str, v: &Value, out: &mut BTreeSet<String>) {
+        if let Value::Object(m) = v {
+            for (k, v) in m {
+                let name = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_object() {
+                    walk(&name, v, out);
+                } else {
+                    out.insert(name);
+                }
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk("", v, &mut out);
+    // Chain fields and times differ per run, not per kernel.
+    out
+}
+
+/// What one audited run produced.
+struct Run {
+    records: Vec<Value>,
+    input: PathBuf,
+    port: u16,
+    exe: PathBuf,
+    status: i32,
+}
+
+fn sandbox_audit() -> Result<PathBuf> {
+    std::env::var_os("VMTEST_SANDBOX_AUDIT")
+        .map(PathBuf::from)
+        .context("VMTEST_SANDBOX_AUDIT is not set (the sandbox-audit binary to test)")
+}
+
+/// Runs the workload under `sandbox-audit exec --print` and collects the
+/// printed records. Bounded: killed after 90 s.
+fn audited_run(work: &Path) -> Result<Run> {
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+    let input = work.join("input.txt");
+    std::fs::write(&input, b"vm test input\n")?;
+    let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback listener")?;
+    let port = listener.local_addr()?.port();
+    std::thread::spawn(move || {
+        // One connection is expected; accept it so connect() succeeds.
+        let _ = listener.accept();
+    });
+    let exe = std::env::current_exe().context("locating vm_runner")?;
+    let mut child = Command::new(sandbox_audit()?)
+        .arg("exec")
+        .arg("--print")
+        .arg("--log-dir")
+        .arg(work.join("log"))
+        .arg("--key-dir")
+        .arg(work.join("keys"))
+        .arg("--")
+        .arg(&exe)
+        .arg("workload")
+        .arg(&input)
+        .arg(port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting sandbox-audit exec")?;
+    let mut stdout = child.stdout.take().context("stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait()? {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("sandbox-audit exec did not finish within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = reader.join().unwrap_or_default();
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("stdout line {} is not JSON: {line:?}", i + 1))?;
+        records.push(v);
+    }
+    Ok(Run {
+        records,
+        input,
+        port,
+        exe,
+        status: status.code().unwrap_or(-1),
+    })
+}
+
+impl Run {
+    fn find(&self, pred: impl Fn(&Value) -> bool) -> Option<&Value> {
+        self.records.iter().find(|r| pred(r))
+    }
+
+    fn exec(&self) -> Option<&Value> {
+        let exe = self.exe.to_string_lossy();
+        self.find(|r| r["kind"] == "exec" && r["filename"] == *exe)
+    }
+
+    fn open(&self) -> Option<&Value> {
+        let p = self.input.to_string_lossy();
+        self.find(|r| r["kind"] == "open" && r["path"] == *p)
+    }
+
+    fn connect(&self) -> Option<&Value> {
+        self.find(|r| {
+            r["kind"] == "connect"
+                && r["remote"]["port"] == self.port
+                && r["remote"]["address"] == "127.0.0.1"
+        })
+    }
+
+    fn start(&self) -> Option<&Value> {
+        self.find(|r| r["kind"] == "start")
+    }
+
+    /// The checked records' field sets, by scenario name.
+    fn fields(&self) -> BTreeMap<&'static str, BTreeSet<String>> {
+        let mut m = BTreeMap::new();
+        for (name, r) in [
+            ("exec", self.exec()),
+            ("open", self.open()),
+            ("connect", self.connect()),
+        ] {
+            if let Some(r) = r {
+                m.insert(name, field_names(r));
+            }
+        }
+        m
+    }
+}
+
+fn workload(path: &str, port: &str) -> Result<()> {
+    let data = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+    if data.is_empty() {
+        bail!("{path} is empty");
+    }
+    let port: u16 = port.parse().context("port")?;
+    TcpStream::connect(("127.0.0.1", port)).context("connecting")?;
+    Ok(())
+}
+
+fn reference(out: &Path) -> Result<()> {
+    let run = audited_run(Path::new("/tmp/vm_runner-reference"))?;
+    if run.status != 0 {
+        bail!("the workload failed on the host (status {})", run.status);
+    }
+    let fields = run.fields();
+    for name in ["exec", "open", "connect"] {
+        if !fields.contains_key(name) {
+            bail!("the host run has no {name} record: the reference would be empty");
+        }
+    }
+    std::fs::write(out, serde_json::to_vec_pretty(&json!(fields))?)
+        .with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+/// Is BPF LSM expected on this boot? /init's kernel command line says so.
+fn expect_lsm() -> bool {
+    std::fs::read_to_string("/proc/cmdline").is_ok_and(|c| c.contains("vmtest.expect_lsm=1"))
+}
+
+struct Report {
+    passed: u32,
+    failed: u32,
+}
+
+impl Report {
+    fn check(&mut self, name: &str, r: Result<()>) {
+        match r {
+            Ok(()) => {
+                self.passed += 1;
+                println!("VMTEST PASS {name}");
+            }
+            Err(e) => {
+                self.failed += 1;
+                println!("VMTEST FAIL {name}: {e:#}");
+            }
+        }
+    }
+}
+
+/// Fields an LSM-made record may have beyond the host's: which source made it.
+const LSM_ONLY_FIELDS: &[&str] = &["source"];
+
+fn same_fields(
+    name: &str,
+    host: &BTreeSet<String>,
+    guest: Option<&Value>,
+) -> Result<()> {
+    let Some(r) = guest else {
+        bail!("no {name} record");
+    };
+    let got = field_names(r);
+    if r["source"] == "lsm" {
+        // Made by an LSM hook: every field must be one the host has too
+        // (the hook cannot know some, e.g. the fd number, see FORMAT.md).
+        let extra: Vec<_> = got
+            .iter()
+            .filter(|f| !host.contains(*f) && !LSM_ONLY_FIELDS.contains(&f.as_str()))
+            .collect();
+        if !extra.is_empty() {
+            bail!("LSM {name} record has fields the host's lacks: {extra:?}");
+        }
+        return Ok(());
+    }
+    if &got != host {
+        let missing: Vec<_> = host.difference(&got).collect();
+        let extra: Vec<_> = got.difference(host).collect();
+        bail!("{name} record fields differ from the host's: missing {missing:?}, extra {extra:?}");
+    }
+    Ok(())
+}
+
+fn guest(reference: &Path) -> Result<()> {
+    let text = std::fs::read_to_string(reference)
+        .with_context(|| format!("reading {}", reference.display()))?;
+    let host: BTreeMap<String, BTreeSet<String>> =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", reference.display()))?;
+    let mut rep = Report {
+        passed: 0,
+        failed: 0,
+    };
+    let run = match audited_run(Path::new("/tmp/vm_runner")) {
+        Ok(r) => r,
+        Err(e) => {
+            rep.check("capture", Err(e));
+            return Ok(());
+        }
+    };
+    rep.check(
+        "workload_succeeded",
+        if run.status == 0 {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("sandbox-audit exec exited {}", run.status))
+        },
+    );
+    for name in ["exec", "open", "connect"] {
+        let r = match name {
+            "exec" => run.exec(),
+            "open" => run.open(),
+            _ => run.connect(),
+        };
+        let empty = BTreeSet::new();
+        let h = host.get(name).unwrap_or(&empty);
+        rep.check(&format!("{name}_record_fields"), same_fields(name, h, r));
+    }
+    let want = if expect_lsm() { "lsm" } else { "tracepoints" };
+    rep.check("probe_mode", probe_mode(run.start(), want));
+    println!("VMTEST SUMMARY {} passed, {} failed", rep.passed, rep.failed);
+    Ok(())
+}
+
+/// The `start` record says which mode each family runs in; on this boot
+/// every LSM-capable family must be in `want`.
+fn probe_mode(start: Option<&Value>, want: &str) -> Result<()> {
+    let Some(s) = start else {
+        bail!("no start record");
+    };
+    let modes = &s["scope"]["probe_modes"];
+    let Value::Object(m) = modes else {
+        bail!("start record has no scope.probe_modes: {s}");
+    };
+    for (family, mode) in m {
+        if mode["mode"] != want {
+            bail!("family {family} runs in mode {} (expected {want}): {mode}", mode["mode"]);
+        }
+    }
+    if m.is_empty() {
+        bail!("scope.probe_modes is empty");
+    }
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let r = match args.get(1).map(String::as_str) {
+        Some("workload") if args.len() == 4 => workload(&args[2], &args[3]),
+        Some("reference") if args.len() == 3 => reference(Path::new(&args[2])),
+        Some("guest") if args.len() == 3 => guest(Path::new(&args[2])),
+        _ => Err(anyhow::anyhow!(
+            "usage: vm_runner workload PATH PORT | reference OUT | guest REF"
+        )),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vm_runner: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
