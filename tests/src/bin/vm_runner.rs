@@ -69,6 +69,7 @@ fn audited_run(work: &Path) -> Result<Run> {
     std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
     let input = work.join("input.txt");
     std::fs::write(&input, b"vm test input\n")?;
+    std::fs::write(work.join("input.txt.uring"), b"opened through io_uring\n")?;
     let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback listener")?;
     let port = listener.local_addr()?.port();
     std::thread::spawn(move || {
@@ -141,6 +142,12 @@ impl Run {
         self.find(|r| r["kind"] == "open" && r["path"] == *p)
     }
 
+    /// The open of the io_uring file; only an LSM hook can record it.
+    fn uring_open(&self) -> Option<&Value> {
+        let p = format!("{}.uring", self.input.to_string_lossy());
+        self.find(|r| r["kind"] == "open" && r["path"] == *p)
+    }
+
     fn connect(&self) -> Option<&Value> {
         self.find(|r| {
             r["kind"] == "connect"
@@ -176,7 +183,139 @@ fn workload(path: &str, port: &str) -> Result<()> {
     }
     let port: u16 = port.parse().context("port")?;
     TcpStream::connect(("127.0.0.1", port)).context("connecting")?;
+    // An open no syscall tracepoint sees: only an LSM hook records it.
+    let fd = uring::openat(&format!("{path}.uring")).context("io_uring OPENAT")?;
+    // SAFETY: fd was just returned to us by the kernel.
+    unsafe { libc::close(fd) };
     Ok(())
+}
+
+/// Just enough io_uring (no crate: one OPENAT and its completion).
+mod uring {
+    use std::{ffi::CString, io};
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct SqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        flags: u32,
+        dropped: u32,
+        array: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct CqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        overflow: u32,
+        cqes: u32,
+        flags: u32,
+        resv1: u32,
+        user_addr: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Params {
+        sq_entries: u32,
+        cq_entries: u32,
+        flags: u32,
+        sq_thread_cpu: u32,
+        sq_thread_idle: u32,
+        features: u32,
+        wq_fd: u32,
+        resv: [u32; 3],
+        sq_off: SqOffsets,
+        cq_off: CqOffsets,
+    }
+    const _: () = assert!(std::mem::size_of::<Params>() == 120);
+
+    const OFF_SQ_RING: i64 = 0;
+    const OFF_CQ_RING: i64 = 0x800_0000;
+    const OFF_SQES: i64 = 0x1000_0000;
+    const OP_OPENAT: u8 = 18;
+    const ENTER_GETEVENTS: u32 = 1;
+
+    fn map(fd: i32, len: usize, off: i64) -> io::Result<*mut u8> {
+        // SAFETY: a fresh shared mapping of the ring fd; checked below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                off,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(p.cast())
+    }
+
+    /// Opens `path` read-only through IORING_OP_OPENAT; returns the fd.
+    pub fn openat(path: &str) -> io::Result<i32> {
+        let cpath = CString::new(path).map_err(|_| io::Error::other("NUL in path"))?;
+        let mut p = Params::default();
+        // SAFETY: p is a valid io_uring_params.
+        let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut Params) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let fd = fd as i32;
+        let sq = map(fd, (p.sq_off.array + p.sq_entries * 4) as usize, OFF_SQ_RING)?;
+        let cq = map(fd, (p.cq_off.cqes + p.cq_entries * 16) as usize, OFF_CQ_RING)?;
+        let sqes = map(fd, (p.sq_entries * 64) as usize, OFF_SQES)?;
+        // SAFETY: all offsets come from the kernel for these mappings; one
+        // SQE is written before the tail is published, as io_uring requires.
+        unsafe {
+            let sqe = std::slice::from_raw_parts_mut(sqes, 64);
+            sqe.fill(0);
+            sqe[0] = OP_OPENAT;
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+            sqe[28..32].copy_from_slice(&(libc::O_RDONLY as u32).to_ne_bytes());
+            sqe[32..40].copy_from_slice(&7u64.to_ne_bytes());
+            let tail = sq.add(p.sq_off.tail as usize) as *mut u32;
+            let mask = *(sq.add(p.sq_off.ring_mask as usize) as *const u32);
+            let t = std::ptr::read_volatile(tail);
+            let array = sq.add(p.sq_off.array as usize) as *mut u32;
+            *array.add((t & mask) as usize) = 0;
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+            std::ptr::write_volatile(tail, t + 1);
+            let n = libc::syscall(
+                libc::SYS_io_uring_enter,
+                fd,
+                1u32,
+                1u32,
+                ENTER_GETEVENTS,
+                std::ptr::null::<u8>(),
+                0usize,
+            );
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let head = std::ptr::read_volatile(cq.add(p.cq_off.head as usize) as *const u32);
+            let cmask = *(cq.add(p.cq_off.ring_mask as usize) as *const u32);
+            let cqe = cq.add(p.cq_off.cqes as usize + ((head & cmask) as usize) * 16);
+            let res = *(cqe.add(8) as *const i32);
+            libc::close(fd);
+            if res < 0 {
+                return Err(io::Error::from_raw_os_error(-res));
+            }
+            Ok(res)
+        }
+    }
 }
 
 fn reference(out: &Path) -> Result<()> {
@@ -221,7 +360,7 @@ impl Report {
 }
 
 /// Fields an LSM-made record may have beyond the host's: which source made it.
-const LSM_ONLY_FIELDS: &[&str] = &["source"];
+const LSM_ONLY_FIELDS: &[&str] = &["source", "hook"];
 
 fn same_fields(
     name: &str,
@@ -286,9 +425,26 @@ fn guest(reference: &Path) -> Result<()> {
         let h = host.get(name).unwrap_or(&empty);
         rep.check(&format!("{name}_record_fields"), same_fields(name, h, r));
     }
-    let want = if expect_lsm() { "lsm" } else { "tracepoints" };
+    let lsm = expect_lsm();
+    let want = if lsm { "lsm" } else { "tracepoints" };
     rep.check("probe_mode", probe_mode(run.start(), want));
+    if lsm {
+        rep.check("io_uring_openat_recorded", uring_open(run.uring_open()));
+    }
     println!("VMTEST SUMMARY {} passed, {} failed", rep.passed, rep.failed);
+    Ok(())
+}
+
+fn uring_open(r: Option<&Value>) -> Result<()> {
+    let Some(r) = r else {
+        bail!("no open record of the file opened through io_uring");
+    };
+    if r["source"] != "lsm" || r["hook"] != "file_open" || r["result"] != "success" {
+        bail!("unexpected io_uring open record: {r}");
+    }
+    if r["access"] != "read" || r["path_resolution"] != "opened_file" {
+        bail!("unexpected io_uring open record: {r}");
+    }
     Ok(())
 }
 

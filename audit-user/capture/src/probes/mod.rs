@@ -22,6 +22,7 @@ use crate::{
 };
 
 pub mod detach;
+pub mod lsm;
 mod tracefs;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
@@ -73,6 +74,8 @@ pub struct Probes {
     pub missing_fields: Vec<String>,
     /// Audited syscalls this kernel has no tracepoint for (not compiled in).
     pub unavailable_syscalls: Vec<&'static str>,
+    /// LSM or tracepoint mode of each family that has LSM hooks.
+    pub family_modes: Vec<lsm::FamilyMode>,
 }
 
 impl Probes {
@@ -93,6 +96,7 @@ impl Probes {
             .override_global("SCOPE_CGROUP_ID", &id, true)
             .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
             .override_global("OFFSETS", &offsets, true)
+            .override_global("LSM_OFFSETS", &lsm::offsets(&btf), true)
             .map_max_entries("EVENTS", size)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object into the kernel")?;
@@ -102,6 +106,7 @@ impl Probes {
             track(&mut ebpf, &[root])?;
         }
         let unavailable_syscalls = attach_syscalls(&mut ebpf, &opts.families)?;
+        let family_modes = lsm::attach(&mut ebpf, &opts.families, &lsm::detect(&mut ebpf))?;
 
         for (prog, tp) in RAW_TRACEPOINTS {
             let p: &mut RawTracePoint = ebpf
@@ -128,6 +133,7 @@ impl Probes {
             scope,
             missing_fields,
             unavailable_syscalls,
+            family_modes,
         })
     }
 

@@ -20,6 +20,7 @@ use crate::{
 
 mod dns;
 pub mod errno;
+mod lsm;
 pub mod paths;
 pub mod sockaddr;
 mod syscall;
@@ -115,6 +116,9 @@ fn flag(set: bool) -> Value {
 
 /// Turns a decoded kernel event into a record.
 pub fn from_event(ev: &Event, clock: &Clock) -> Record {
+    if let Some(r) = lsm::from_event(ev, clock) {
+        return r;
+    }
     let h = ev.header();
     let kind = match ev {
         Event::Exec(_) => "exec",

@@ -43,7 +43,9 @@ pub fn run(
     preflight::check()?;
     let scope = resolve_scope(target)?;
     let mut capture = Drain::start(scope.clone(), opts)?;
-    sink.start(super::scope_json(&scope))?;
+    let mut session = super::scope_json(&scope);
+    session.insert("probe_modes".into(), crate::probes::lsm::modes_json(&capture.probes().family_modes));
+    sink.start(session)?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
     while stop.count() == 0 {
         capture.pump(interval, sink)?;
