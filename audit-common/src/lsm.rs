@@ -16,6 +16,43 @@ pub mod hook {
     /// `socket_connect(struct socket *, struct sockaddr *, int addrlen)`:
     /// args[0] = addrlen; a SOCKADDR capture (slot 1) of the address.
     pub const SOCKET_CONNECT: u32 = 2;
+    /// Enforcement denials (only denials are recorded; allowed calls stay
+    /// with the tracepoint records). args[0] = target tgid, args[1] = signal.
+    pub const TASK_KILL: u32 = 3;
+    /// args[0] = target tgid, args[1] = ptrace mode.
+    pub const PTRACE_ACCESS_CHECK: u32 = 4;
+    /// args[0] = bpf command.
+    pub const BPF: u32 = 5;
+    /// Module loading (kernel_read_file / kernel_load_data): args[0] = the
+    /// kernel's read/load id.
+    pub const MODULE_LOAD: u32 = 6;
+}
+
+/// Key of the `LSM_PROTECTED` map: an inode by device and number. In-scope
+/// processes cannot open it, nor any file directly inside it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InodeKey {
+    /// `inode->i_sb->s_dev` (the kernel's internal dev_t: major << 20 | minor).
+    pub dev: u32,
+    pub _pad: u32,
+    pub ino: u64,
+}
+crate::assert_size!(InodeKey, 16);
+
+// SAFETY: plain-old-data, `#[repr(C)]`, no implicit padding.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for InodeKey {}
+
+/// Slots of the `LSM_AGENT` map.
+pub mod agent {
+    /// The agent's tgid: in-scope processes may not signal or ptrace it.
+    /// 0 = enforcement off.
+    pub const TGID: u32 = 0;
+    /// Non-zero: file_open records opens (the file family is audited);
+    /// otherwise the hook only enforces.
+    pub const RECORD_OPENS: u32 = 1;
+    pub const SLOTS: u32 = 2;
 }
 
 /// Indices into the loader-set `LSM_OFFSETS` global (`[u32; LSM_OFFSETS]`),
@@ -23,7 +60,11 @@ pub mod hook {
 pub mod offset {
     pub const FILE_F_FLAGS: usize = 0;
     pub const FILE_F_MODE: usize = 1;
-    pub const COUNT: usize = 4;
+    pub const INODE_I_INO: usize = 2;
+    pub const INODE_I_SB: usize = 3;
+    pub const SB_S_DEV: usize = 4;
+    pub const DENTRY_D_INODE: usize = 5;
+    pub const COUNT: usize = 8;
 }
 
 /// Slots of the `LSM_SELFTEST` map: the detection program counts its runs

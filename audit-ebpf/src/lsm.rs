@@ -8,12 +8,15 @@
 //! hook stays silent, so nothing is recorded twice. The loader lists those
 //! syscall numbers in `LSM_TP_COVERED`.
 //!
-//! Every program returns the previous LSM verdict (`retval`, the hook's last
-//! argument) unchanged: they observe, they do not decide (yet).
+//! Observing programs return the previous LSM verdict (`retval`, the hook's
+//! last argument) unchanged. Enforcement (on once the loader sets the agent's
+//! tgid): in-scope processes get EPERM for opening the store's and key
+//! directory's inodes, signalling or ptracing the agent, bpf(), and loading
+//! modules; each denial is recorded.
 
 use audit_common::{
     kind::EventKind,
-    lsm::{FROM_LSM, hook, offset, selftest},
+    lsm::{DENIED, FROM_LSM, InodeKey, agent, hook, offset, selftest},
     syscall::{RET, SOCKADDR_MAX, SYSCALL_DATA_MAX, SyscallEvent, SyscallScratch, arg_data_kind},
 };
 use aya_ebpf::{
@@ -40,6 +43,25 @@ pub static LSM_OFFSETS: [u32; offset::COUNT] = [u32::MAX; offset::COUNT];
 /// Syscall numbers whose tracepoint records already cover what a hook sees.
 #[map]
 pub static LSM_TP_COVERED: HashMap<u32, u8> = HashMap::with_max_entries(64, 0);
+
+/// Inodes in-scope processes may not open, nor any file directly in them
+/// (the store and the key directory).
+#[map]
+pub static LSM_PROTECTED: HashMap<InodeKey, u8> = HashMap::with_max_entries(1024, 0);
+
+/// The agent (see `audit_common::lsm::agent`).
+#[map]
+pub static LSM_AGENT: Array<u32> = Array::with_max_entries(agent::SLOTS, 0);
+
+const EPERM: i32 = 1;
+
+/// The verdict to pass on when we do not decide: an earlier BPF LSM
+/// program's denial stays a denial. Constants only, because kernels since
+/// 6.10 check that an LSM program returns a value in [-MAX_ERRNO, 0].
+#[inline(always)]
+fn pass(retval: i32) -> i32 {
+    if retval != 0 { -EPERM } else { 0 }
+}
 
 /// [tgid to count, runs counted] for the load-time self-test.
 #[map]
@@ -68,14 +90,14 @@ pub fn lsm_selftest(ctx: LsmContext) -> i32 {
     let retval: i32 = ctx.arg(1);
     let tgid = bpf_get_current_pid_tgid() >> 32;
     let Some(want) = LSM_SELFTEST.get_ptr_mut(selftest::TGID) else {
-        return retval;
+        return pass(retval);
     };
     if unsafe { *want } == tgid {
         if let Some(hits) = LSM_SELFTEST.get_ptr_mut(selftest::HITS) {
             unsafe { *hits += 1 };
         }
     }
-    retval
+    pass(retval)
 }
 
 /// Starts an LSM event in the per-CPU scratch; `None` when out of scope.
@@ -108,18 +130,82 @@ fn finish(scratch: &mut SyscallScratch, pos: usize, truncated: bool) {
     emit_bytes(EventKind::Syscall as u32, bytes, size);
 }
 
+#[inline(always)]
+fn inode_protected(inode: u64) -> bool {
+    let Some(ino) = read_at::<u64>(inode, lsm_off(offset::INODE_I_INO)) else {
+        return false;
+    };
+    let Some(sb) = read_at::<u64>(inode, lsm_off(offset::INODE_I_SB)) else {
+        return false;
+    };
+    let Some(dev) = read_at::<u32>(sb, lsm_off(offset::SB_S_DEV)) else {
+        return false;
+    };
+    let key = InodeKey { dev, _pad: 0, ino };
+    unsafe { LSM_PROTECTED.get(&key) }.is_some()
+}
+
+/// Is `file` a protected inode, or directly inside one?
+#[inline(always)]
+fn file_protected(file: u64, dentry: u64) -> bool {
+    if let Some(inode) = read_at::<u64>(file, globals::get(&OFFSETS.file_inode)) {
+        if inode_protected(inode) {
+            return true;
+        }
+    }
+    let parent: u64 = read_at(dentry, globals::get(&OFFSETS.dentry_parent)).unwrap_or(0);
+    match read_at::<u64>(parent, lsm_off(offset::DENTRY_D_INODE)) {
+        Some(inode) => inode_protected(inode),
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn agent_tgid() -> u32 {
+    match LSM_AGENT.get(agent::TGID) {
+        Some(v) => *v,
+        None => 0,
+    }
+}
+
+/// Records a denial of `hook_id` with two hook-specific values.
+#[inline(always)]
+fn emit_denial(hook_id: u32, a0: u64, a1: u64) {
+    let Some(scratch) = begin(hook_id, -EPERM) else {
+        count_loss(EventKind::Syscall as u32);
+        return;
+    };
+    scratch.event.flags |= DENIED;
+    scratch.event.args[0] = a0;
+    scratch.event.args[1] = a1;
+    finish(scratch, 0, false);
+}
+
 #[lsm(hook = "file_open")]
 pub fn lsm_file_open(ctx: LsmContext) -> i32 {
     let retval: i32 = ctx.arg(1);
     let pid_tgid = bpf_get_current_pid_tgid();
-    if !in_scope((pid_tgid >> 32) as u32) || covered_by_tracepoint(pid_tgid) {
-        return retval;
+    if !in_scope((pid_tgid >> 32) as u32) {
+        return pass(retval);
     }
     let file: u64 = ctx.arg(0);
-    let Some(scratch) = begin(hook::FILE_OPEN, retval) else {
+    let f_path0 = globals::get(&OFFSETS.file_path) as u64;
+    let dentry0: u64 = read_at(file + f_path0, globals::get(&OFFSETS.path_dentry)).unwrap_or(0);
+    // Enforcement: a denial is always recorded, even inside a recorded
+    // syscall (whose record then shows EPERM too).
+    let deny = agent_tgid() != 0 && file_protected(file, dentry0);
+    let record = matches!(LSM_AGENT.get(agent::RECORD_OPENS), Some(v) if *v != 0);
+    if !deny && (!record || covered_by_tracepoint(pid_tgid)) {
+        return pass(retval);
+    }
+    let verdict = if deny { -EPERM } else { pass(retval) };
+    let Some(scratch) = begin(hook::FILE_OPEN, verdict) else {
         count_loss(EventKind::Syscall as u32);
-        return retval;
+        return verdict;
     };
+    if deny {
+        scratch.event.flags |= DENIED;
+    }
     scratch.event.args[0] = read_at::<u32>(file, lsm_off(offset::FILE_F_FLAGS)).unwrap_or(0) as u64;
     scratch.event.args[1] = read_at::<u32>(file, lsm_off(offset::FILE_F_MODE)).unwrap_or(0) as u64;
     let f_path = globals::get(&OFFSETS.file_path);
@@ -136,7 +222,7 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
     }
     let (pos, truncated) = (w.pos, w.truncated);
     finish(scratch, pos, truncated);
-    retval
+    verdict
 }
 
 #[lsm(hook = "socket_connect")]
@@ -144,13 +230,13 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
     let retval: i32 = ctx.arg(3);
     let pid_tgid = bpf_get_current_pid_tgid();
     if !in_scope((pid_tgid >> 32) as u32) || covered_by_tracepoint(pid_tgid) {
-        return retval;
+        return pass(retval);
     }
     let addr: u64 = ctx.arg(1);
     let addrlen: i32 = ctx.arg(2);
     let Some(scratch) = begin(hook::SOCKET_CONNECT, retval) else {
         count_loss(EventKind::Syscall as u32);
-        return retval;
+        return pass(retval);
     };
     scratch.event.args[0] = addrlen as u32 as u64;
     // The address is already in kernel memory (copied in by the caller).
@@ -181,5 +267,89 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
     };
     unsafe { (data.as_mut_ptr() as *mut audit_common::syscall::ArgDataHeader).write_unaligned(h) };
     finish(scratch, 8 + n, false);
-    retval
+    pass(retval)
+}
+
+/// Is `task` the agent, seen from an in-scope caller? (The check every
+/// process-targeting hook makes.)
+#[inline(always)]
+fn targets_agent(task: u64) -> Option<u32> {
+    let agent = agent_tgid();
+    if agent == 0 {
+        return None;
+    }
+    let tgid: u32 = read_at(task, globals::get(&OFFSETS.task_tgid))?;
+    if tgid != agent {
+        return None;
+    }
+    let me = (bpf_get_current_pid_tgid() >> 32) as u32;
+    in_scope(me).then_some(tgid)
+}
+
+#[lsm(hook = "task_kill")]
+pub fn lsm_task_kill(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(4);
+    let task: u64 = ctx.arg(0);
+    let Some(tgid) = targets_agent(task) else {
+        return pass(retval);
+    };
+    let sig: i32 = ctx.arg(2);
+    emit_denial(hook::TASK_KILL, tgid as u64, sig as u32 as u64);
+    -EPERM
+}
+
+#[lsm(hook = "ptrace_access_check")]
+pub fn lsm_ptrace_access_check(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(2);
+    let task: u64 = ctx.arg(0);
+    let Some(tgid) = targets_agent(task) else {
+        return pass(retval);
+    };
+    let mode: u32 = ctx.arg(1);
+    emit_denial(hook::PTRACE_ACCESS_CHECK, tgid as u64, mode as u64);
+    -EPERM
+}
+
+#[lsm(hook = "bpf")]
+pub fn lsm_bpf(ctx: LsmContext) -> i32 {
+    // 6.9 added a `kernel` argument before retval: the retval slot differs
+    // between kernels, so this hook does not chain (returns 0 when it allows).
+    if agent_tgid() == 0 || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32) {
+        return 0;
+    }
+    let cmd: i32 = ctx.arg(0);
+    emit_denial(hook::BPF, cmd as u32 as u64, 0);
+    -EPERM
+}
+
+/// `enum kernel_read_file_id` / `kernel_load_data_id`: READING_MODULE and
+/// LOADING_MODULE are both 2.
+const MODULE_ID: u32 = 2;
+
+#[lsm(hook = "kernel_read_file")]
+pub fn lsm_kernel_read_file(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(3);
+    let id: u32 = ctx.arg(1);
+    if id != MODULE_ID
+        || agent_tgid() == 0
+        || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
+    {
+        return pass(retval);
+    }
+    emit_denial(hook::MODULE_LOAD, id as u64, 0);
+    -EPERM
+}
+
+#[lsm(hook = "kernel_load_data")]
+pub fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(2);
+    let id: u32 = ctx.arg(0);
+    if id != MODULE_ID
+        || agent_tgid() == 0
+        || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
+    {
+        return pass(retval);
+    }
+    emit_denial(hook::MODULE_LOAD, id as u64, 0);
+    -EPERM
 }

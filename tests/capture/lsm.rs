@@ -21,7 +21,7 @@ fn detection_reports_tracepoints_with_the_eperm_reason() {
         ..ProbeOptions::default()
     };
     let drain = Drain::start(Scope::Cgroup(cg.target.clone()), &opts).expect("probes load");
-    let modes = &drain.probes().family_modes;
+    let modes = &drain.probes().lsm.families;
     let families: Vec<Family> = modes.iter().map(|m| m.family).collect();
     assert_eq!(families, [Family::File, Family::Network]);
     for m in modes {

@@ -21,7 +21,9 @@ use aya::{
 };
 use serde_json::{Value, json};
 
-use audit_common::lsm::{offset, selftest};
+use std::{os::unix::fs::MetadataExt, path::PathBuf};
+
+use audit_common::lsm::{InodeKey, agent, offset, selftest};
 
 use crate::{
     btf::Btf,
@@ -174,91 +176,196 @@ fn covered_syscalls(hook: &str) -> Vec<u32> {
         .collect()
 }
 
-/// Attaches the LSM hooks of `families` when `detection` allows; returns the
-/// mode of every family that has hooks. A family whose hook fails to load
-/// falls back to tracepoints with that reason.
+/// What the LSM side ended up doing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LsmSetup {
+    /// Mode of every requested family that has LSM hooks.
+    pub families: Vec<FamilyMode>,
+    pub enforcement: Enforcement,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Enforcement {
+    /// Hooks that deny (empty: no enforcement, see `reason`).
+    pub hooks: Vec<&'static str>,
+    /// Inodes in-scope processes cannot open (plus the files directly in them).
+    pub protected_inodes: usize,
+    pub reason: Option<String>,
+}
+
+/// (program, hook) pairs that only enforce; file_open enforces too.
+const ENFORCING: &[(&str, &str)] = &[
+    ("lsm_task_kill", "task_kill"),
+    ("lsm_ptrace_access_check", "ptrace_access_check"),
+    ("lsm_bpf", "bpf"),
+    ("lsm_kernel_read_file", "kernel_read_file"),
+    ("lsm_kernel_load_data", "kernel_load_data"),
+];
+
+fn map_err(what: &str) -> impl FnOnce(aya::maps::MapError) -> LsmError + '_ {
+    move |source| LsmError::Map {
+        what: what.into(),
+        source,
+    }
+}
+
+fn load_attach(ebpf: &mut Ebpf, prog_name: &str, hook: &str, btf: &AyaBtf) -> Result<(), String> {
+    let prog: &mut Lsm = ebpf
+        .program_mut(prog_name)
+        .ok_or_else(|| format!("{prog_name} missing from the eBPF object"))?
+        .try_into()
+        .map_err(|e: ProgramError| chain(&e))?;
+    prog.load(hook, btf)
+        .and_then(|()| prog.attach().map(|_| ()))
+        .map_err(|e| format!("LSM hook {hook}: {}", chain(&e)))
+}
+
+/// The inodes of `paths` and of everything below them, as `LSM_PROTECTED` keys.
+fn protected_inodes(paths: &[PathBuf]) -> Vec<InodeKey> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        let Ok(m) = std::fs::symlink_metadata(&p) else {
+            continue;
+        };
+        out.push(InodeKey {
+            dev: kernel_dev(m.dev()),
+            _pad: 0,
+            ino: m.ino(),
+        });
+        if m.is_dir() {
+            if let Ok(rd) = std::fs::read_dir(&p) {
+                stack.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
+            }
+        }
+    }
+    out
+}
+
+/// userspace dev_t → the kernel's internal one (`MKDEV`: major << 20 | minor).
+fn kernel_dev(dev: u64) -> u32 {
+    let major = libc::major(dev) as u32;
+    let minor = libc::minor(dev) as u32;
+    (major << 20) | (minor & 0xfffff)
+}
+
+/// Attaches the LSM hooks of `families` and the enforcing hooks when
+/// `detection` allows. A family whose hook fails to load falls back to
+/// tracepoints with that reason.
 pub fn attach(
     ebpf: &mut Ebpf,
     families: &[Family],
+    protect: &[PathBuf],
     detection: &Detection,
-) -> Result<Vec<FamilyMode>, LsmError> {
-    let mut modes = Vec::new();
+) -> Result<LsmSetup, LsmError> {
     let btf = match detection {
         Detection::Lsm => match AyaBtf::from_sys_fs() {
-            Ok(b) => Some(b),
+            Ok(b) => b,
             Err(e) => {
-                return Ok(fallback_all(families, &format!("kernel BTF: {}", chain(&e))));
+                let reason = format!("kernel BTF: {}", chain(&e));
+                return Ok(fallback_all(families, &reason));
             }
         },
-        Detection::Tracepoints { .. } => None,
+        Detection::Tracepoints { reason } => return Ok(fallback_all(families, reason)),
     };
+    {
+        let m = ebpf
+            .map_mut("LSM_TP_COVERED")
+            .ok_or(LsmError::Missing("map LSM_TP_COVERED"))?;
+        let mut covered: HashMap<_, u32, u8> =
+            HashMap::try_from(m).map_err(map_err("LSM_TP_COVERED"))?;
+        for hook in ["file_open", "socket_connect"] {
+            for nr in covered_syscalls(hook) {
+                covered
+                    .insert(nr, 1, 0)
+                    .map_err(map_err("adding a syscall to LSM_TP_COVERED"))?;
+            }
+        }
+    }
+    let inodes = protected_inodes(protect);
+    {
+        let m = ebpf
+            .map_mut("LSM_PROTECTED")
+            .ok_or(LsmError::Missing("map LSM_PROTECTED"))?;
+        let mut prot: HashMap<_, InodeKey, u8> =
+            HashMap::try_from(m).map_err(map_err("LSM_PROTECTED"))?;
+        for k in &inodes {
+            prot.insert(*k, 1, 0)
+                .map_err(map_err("adding an inode to LSM_PROTECTED"))?;
+        }
+    }
+    {
+        let m = ebpf
+            .map_mut("LSM_AGENT")
+            .ok_or(LsmError::Missing("map LSM_AGENT"))?;
+        let mut a: Array<_, u32> = Array::try_from(m).map_err(map_err("LSM_AGENT"))?;
+        a.set(agent::TGID, std::process::id(), 0)
+            .map_err(map_err("LSM_AGENT"))?;
+        a.set(agent::RECORD_OPENS, families.contains(&Family::File) as u32, 0)
+            .map_err(map_err("LSM_AGENT"))?;
+    }
+
+    let mut setup = LsmSetup::default();
+    // file_open both records (file family) and enforces (always).
+    let file_open = load_attach(ebpf, "lsm_file_open", "file_open", &btf);
     for &(family, prog_name, hook) in HOOKS {
         if !families.contains(&family) {
             continue;
         }
-        let (Some(btf), Detection::Lsm) = (&btf, detection) else {
-            modes.push(FamilyMode {
-                family,
-                detection: detection.clone(),
-                hooks: vec![],
-            });
-            continue;
+        let r = if hook == "file_open" {
+            file_open.clone()
+        } else {
+            load_attach(ebpf, prog_name, hook, &btf)
         };
-        {
-            let m = ebpf
-                .map_mut("LSM_TP_COVERED")
-                .ok_or(LsmError::Missing("map LSM_TP_COVERED"))?;
-            let mut covered: HashMap<_, u32, u8> =
-                HashMap::try_from(m).map_err(|source| LsmError::Map {
-                    what: "LSM_TP_COVERED".into(),
-                    source,
-                })?;
-            for nr in covered_syscalls(hook) {
-                covered.insert(nr, 1, 0).map_err(|source| LsmError::Map {
-                    what: format!("adding syscall {nr} to LSM_TP_COVERED"),
-                    source,
-                })?;
-            }
-        }
-        let prog: &mut Lsm = ebpf
-            .program_mut(prog_name)
-            .ok_or(LsmError::Missing("an LSM program"))?
-            .try_into()
-            .map_err(|source| LsmError::Program {
-                what: prog_name.into(),
-                source,
-            })?;
-        let r = prog.load(hook, btf).and_then(|()| prog.attach().map(|_| ()));
-        match r {
+        let mode = match r {
             Ok(()) => {
                 log::info!("{} family: LSM hook {hook} attached", family.name());
-                modes.push(FamilyMode {
+                FamilyMode {
                     family,
                     detection: Detection::Lsm,
                     hooks: vec![hook],
-                });
+                }
             }
-            Err(e) => {
-                let reason = format!("LSM hook {hook}: {}", chain(&e));
+            Err(reason) => {
                 log::warn!("{} family falls back to tracepoints: {reason}", family.name());
-                modes.push(FamilyMode {
+                FamilyMode {
                     family,
                     detection: Detection::Tracepoints { reason },
                     hooks: vec![],
-                });
+                }
             }
+        };
+        setup.families.push(mode);
+    }
+    let mut failures = Vec::new();
+    match &file_open {
+        Ok(()) => setup.enforcement.hooks.push("file_open"),
+        Err(e) => failures.push(e.clone()),
+    }
+    for &(prog_name, hook) in ENFORCING {
+        match load_attach(ebpf, prog_name, hook, &btf) {
+            Ok(()) => setup.enforcement.hooks.push(hook),
+            Err(e) => failures.push(e),
         }
     }
-    for m in &modes {
-        if let Detection::Tracepoints { reason } = &m.detection {
-            log::info!("{} family: tracepoints ({reason})", m.family.name());
-        }
+    setup.enforcement.protected_inodes = inodes.len();
+    if !failures.is_empty() {
+        log::warn!("enforcement is partial: {}", failures.join("; "));
+        setup.enforcement.reason = Some(failures.join("; "));
     }
-    Ok(modes)
+    log::info!(
+        "enforcing with LSM hooks {:?} ({} protected inodes)",
+        setup.enforcement.hooks,
+        inodes.len()
+    );
+    Ok(setup)
 }
 
-fn fallback_all(families: &[Family], reason: &str) -> Vec<FamilyMode> {
-    HOOKS
+fn fallback_all(families: &[Family], reason: &str) -> LsmSetup {
+    for &(family, _, _) in HOOKS.iter().filter(|(f, _, _)| families.contains(f)) {
+        log::info!("{} family: tracepoints ({reason})", family.name());
+    }
+    let families = HOOKS
         .iter()
         .filter(|(f, _, _)| families.contains(f))
         .map(|&(family, _, _)| FamilyMode {
@@ -268,7 +375,30 @@ fn fallback_all(families: &[Family], reason: &str) -> Vec<FamilyMode> {
             },
             hooks: vec![],
         })
-        .collect()
+        .collect();
+    LsmSetup {
+        families,
+        enforcement: Enforcement {
+            hooks: vec![],
+            protected_inodes: 0,
+            reason: Some(format!("no BPF LSM: {reason}")),
+        },
+    }
+}
+
+/// Adds `probe_modes` and `enforcement` to a `start` record's scope.
+pub fn add_to_scope(scope: &mut serde_json::Map<String, Value>, setup: &LsmSetup) {
+    scope.insert("probe_modes".into(), modes_json(&setup.families));
+    let e = &setup.enforcement;
+    let mut v = json!({
+        "active": !e.hooks.is_empty(),
+        "hooks": e.hooks,
+        "protected_inodes": e.protected_inodes,
+    });
+    if let Some(r) = &e.reason {
+        v["reason"] = r.clone().into();
+    }
+    scope.insert("enforcement".into(), v);
 }
 
 /// `{"file": {"mode": "lsm", "hooks": [...]}, "network": {"mode":

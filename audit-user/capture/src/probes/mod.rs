@@ -48,6 +48,9 @@ pub struct ProbeOptions {
     /// Each attached syscall costs two tracepoints, and detaching a
     /// tracepoint waits for an RCU-tasks grace period (~75 ms here).
     pub families: Vec<Family>,
+    /// Paths in-scope processes may not open (in LSM mode): the store and
+    /// the key directory.
+    pub protect: Vec<std::path::PathBuf>,
 }
 
 impl Default for ProbeOptions {
@@ -56,6 +59,7 @@ impl Default for ProbeOptions {
             ring_buffer_bytes: 64 << 20,
             wakeup_bytes: 1 << 20,
             families: Family::ALL.to_vec(),
+            protect: Vec::new(),
         }
     }
 }
@@ -74,8 +78,9 @@ pub struct Probes {
     pub missing_fields: Vec<String>,
     /// Audited syscalls this kernel has no tracepoint for (not compiled in).
     pub unavailable_syscalls: Vec<&'static str>,
-    /// LSM or tracepoint mode of each family that has LSM hooks.
-    pub family_modes: Vec<lsm::FamilyMode>,
+    /// LSM or tracepoint mode of each family that has LSM hooks, and
+    /// what is enforced.
+    pub lsm: lsm::LsmSetup,
 }
 
 impl Probes {
@@ -106,7 +111,8 @@ impl Probes {
             track(&mut ebpf, &[root])?;
         }
         let unavailable_syscalls = attach_syscalls(&mut ebpf, &opts.families)?;
-        let family_modes = lsm::attach(&mut ebpf, &opts.families, &lsm::detect(&mut ebpf))?;
+        let detection = lsm::detect(&mut ebpf);
+        let lsm = lsm::attach(&mut ebpf, &opts.families, &opts.protect, &detection)?;
 
         for (prog, tp) in RAW_TRACEPOINTS {
             let p: &mut RawTracePoint = ebpf
@@ -133,7 +139,7 @@ impl Probes {
             scope,
             missing_fields,
             unavailable_syscalls,
-            family_modes,
+            lsm,
         })
     }
 

@@ -23,6 +23,10 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
     let (kind, hook_name) = match sc.raw.nr {
         hook::FILE_OPEN => ("open", "file_open"),
         hook::SOCKET_CONNECT => ("connect", "socket_connect"),
+        hook::TASK_KILL => ("kill", "task_kill"),
+        hook::PTRACE_ACCESS_CHECK => ("ptrace", "ptrace_access_check"),
+        hook::BPF => ("bpf", "bpf"),
+        hook::MODULE_LOAD => ("module_load", "kernel_read_file"),
         _ => ("unknown_lsm_hook", ""),
     };
     let mut r = Record::new(kind, clock.wall_ns(sc.raw.header.boot_ns));
@@ -43,6 +47,24 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
                 f.insert("remote".into(), sockaddr::decode(&c.bytes));
             }
             f.insert("addrlen".into(), sc.raw.args[0].into());
+        }
+        hook::TASK_KILL => {
+            f.insert("target_pid".into(), sc.raw.args[0].into());
+            f.insert("signal".into(), sc.raw.args[1].into());
+            // Only kills aimed at the agent are denied, and the agent is
+            // outside every scope.
+            f.insert("target_is_agent".into(), 1.into());
+        }
+        hook::PTRACE_ACCESS_CHECK => {
+            f.insert("target_pid".into(), sc.raw.args[0].into());
+            f.insert("ptrace_mode".into(), sc.raw.args[1].into());
+            f.insert("target_is_agent".into(), 1.into());
+        }
+        hook::BPF => {
+            f.insert("command".into(), (sc.raw.args[0] as u32 as i32).into());
+        }
+        hook::MODULE_LOAD => {
+            f.insert("load_id".into(), sc.raw.args[0].into());
         }
         _ => {}
     }

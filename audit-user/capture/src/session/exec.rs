@@ -120,7 +120,7 @@ fn run_in(
             .into(),
     );
     let mut capture = Drain::start(scope, &opts.probe)?;
-    session.insert("probe_modes".into(), crate::probes::lsm::modes_json(&capture.probes().family_modes));
+    crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
     sink.start(session)?;
 
     // The child moves itself into the cgroup between fork and exec, so the

@@ -44,7 +44,7 @@ pub fn run(
     let scope = resolve_scope(target)?;
     let mut capture = Drain::start(scope.clone(), opts)?;
     let mut session = super::scope_json(&scope);
-    session.insert("probe_modes".into(), crate::probes::lsm::modes_json(&capture.probes().family_modes));
+    crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
     sink.start(session)?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
     while stop.count() == 0 {
