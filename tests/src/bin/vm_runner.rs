@@ -50,6 +50,8 @@ fn field_names(v: &Value) -> BTreeSet<String> {
 /// What one audited run produced.
 struct Run {
     records: Vec<Value>,
+    /// `WORKLOAD key=value` lines: what the workload's own calls returned.
+    reports: BTreeMap<String, String>,
     input: PathBuf,
     port: u16,
     exe: PathBuf,
@@ -89,6 +91,7 @@ fn audited_run(work: &Path) -> Result<Run> {
         .arg("workload")
         .arg(&input)
         .arg(port.to_string())
+        .arg(work.join("log"))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -113,13 +116,19 @@ fn audited_run(work: &Path) -> Result<Run> {
     };
     let text = reader.join().unwrap_or_default();
     let mut records = Vec::new();
+    let mut reports = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
+        if let Some((k, v)) = line.strip_prefix("WORKLOAD ").and_then(|l| l.split_once('=')) {
+            reports.insert(k.to_string(), v.to_string());
+            continue;
+        }
         let v: Value = serde_json::from_str(line)
             .with_context(|| format!("stdout line {} is not JSON: {line:?}", i + 1))?;
         records.push(v);
     }
     Ok(Run {
         records,
+        reports,
         input,
         port,
         exe,
@@ -176,7 +185,7 @@ impl Run {
     }
 }
 
-fn workload(path: &str, port: &str) -> Result<()> {
+fn workload(path: &str, port: &str, store: &str) -> Result<()> {
     let data = std::fs::read(path).with_context(|| format!("reading {path}"))?;
     if data.is_empty() {
         bail!("{path} is empty");
@@ -187,6 +196,26 @@ fn workload(path: &str, port: &str) -> Result<()> {
     let fd = uring::openat(&format!("{path}.uring")).context("io_uring OPENAT")?;
     // SAFETY: fd was just returned to us by the kernel.
     unsafe { libc::close(fd) };
+    // What enforcement must refuse in LSM mode (and cannot elsewhere).
+    let outcome = |r: std::io::Result<()>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.raw_os_error().map_or("error".into(), |n| n.to_string()),
+    };
+    println!("WORKLOAD store_open={}", outcome(std::fs::read_dir(store).map(|_| ())));
+    // SAFETY: plain syscalls with valid arguments.
+    let agent = unsafe { libc::getppid() };
+    let killed = unsafe { libc::kill(agent, 0) };
+    println!(
+        "WORKLOAD kill_agent={}",
+        outcome(if killed == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) })
+    );
+    let attr = [0u8; 128];
+    // BPF_MAP_CREATE with an all-zero attribute: EINVAL unless refused first.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()) };
+    println!(
+        "WORKLOAD bpf={}",
+        outcome(if r >= 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) })
+    );
     Ok(())
 }
 
@@ -430,8 +459,53 @@ fn guest(reference: &Path) -> Result<()> {
     rep.check("probe_mode", probe_mode(run.start(), want));
     if lsm {
         rep.check("io_uring_openat_recorded", uring_open(run.uring_open()));
+        let store = format!("{}", Path::new("/tmp/vm_runner/log").display());
+        rep.check(
+            "store_open_denied",
+            denied(&run, "store_open", |r| r["kind"] == "open" && r["path"] == *store),
+        );
+        rep.check(
+            "signal_to_agent_denied",
+            denied(&run, "kill_agent", |r| r["kind"] == "kill" && r["hook"] == "task_kill"),
+        );
+        rep.check("bpf_denied", denied(&run, "bpf", |r| r["kind"] == "bpf" && r["command"] == 0));
+    } else {
+        rep.check("no_enforcement_without_lsm", no_enforcement(&run));
     }
     println!("VMTEST SUMMARY {} passed, {} failed", rep.passed, rep.failed);
+    Ok(())
+}
+
+/// The workload's call `report` got EPERM, and a `denied` LSM record
+/// matching `pred` says so.
+fn denied(run: &Run, report: &str, pred: impl Fn(&Value) -> bool) -> Result<()> {
+    let got = run.reports.get(report).map(String::as_str);
+    if got != Some("1") {
+        bail!("{report}: the workload got {got:?}, not EPERM (1)");
+    }
+    let r = run
+        .find(|r| pred(r) && r["result"] == "denied")
+        .with_context(|| format!("no denied record for {report}"))?;
+    if r["source"] != "lsm" || r["errno_name"] != "EPERM" {
+        bail!("unexpected denial record: {r}");
+    }
+    Ok(())
+}
+
+/// Without BPF LSM nothing can deny: the start record says so, and the
+/// workload's calls were not refused.
+fn no_enforcement(run: &Run) -> Result<()> {
+    let s = run.start().context("no start record")?;
+    let e = &s["scope"]["enforcement"];
+    if e["active"] != 0 {
+        bail!("enforcement claims to be active: {e}");
+    }
+    if e["reason"].as_str().is_none_or(|r| !r.contains("no BPF LSM")) {
+        bail!("no reason for missing enforcement: {e}");
+    }
+    if run.reports.get("store_open").map(String::as_str) != Some("ok") {
+        bail!("store open: {:?}", run.reports.get("store_open"));
+    }
     Ok(())
 }
 
@@ -472,11 +546,11 @@ fn probe_mode(start: Option<&Value>, want: &str) -> Result<()> {
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let r = match args.get(1).map(String::as_str) {
-        Some("workload") if args.len() == 4 => workload(&args[2], &args[3]),
+        Some("workload") if args.len() == 5 => workload(&args[2], &args[3], &args[4]),
         Some("reference") if args.len() == 3 => reference(Path::new(&args[2])),
         Some("guest") if args.len() == 3 => guest(Path::new(&args[2])),
         _ => Err(anyhow::anyhow!(
-            "usage: vm_runner workload PATH PORT | reference OUT | guest REF"
+            "usage: vm_runner workload PATH PORT STORE | reference OUT | guest REF"
         )),
     };
     match r {

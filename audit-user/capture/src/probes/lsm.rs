@@ -391,7 +391,7 @@ pub fn add_to_scope(scope: &mut serde_json::Map<String, Value>, setup: &LsmSetup
     scope.insert("probe_modes".into(), modes_json(&setup.families));
     let e = &setup.enforcement;
     let mut v = json!({
-        "active": !e.hooks.is_empty(),
+        "active": u8::from(!e.hooks.is_empty()),
         "hooks": e.hooks,
         "protected_inodes": e.protected_inodes,
     });
