@@ -249,8 +249,9 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
     let n = n & (2 * SOCKADDR_MAX - 1);
     let data = &mut scratch.data;
     let read = n > 0
-        && unsafe { bpf_probe_read_kernel(data.as_mut_ptr().add(8).cast(), n as u32, addr as *const _) }
-            == 0;
+        && unsafe {
+            bpf_probe_read_kernel(data.as_mut_ptr().add(8).cast(), n as u32, addr as *const _)
+        } == 0;
     let n = if read {
         n
     } else {
@@ -330,9 +331,7 @@ const MODULE_ID: u32 = 2;
 pub fn lsm_kernel_read_file(ctx: LsmContext) -> i32 {
     let retval: i32 = ctx.arg(3);
     let id: u32 = ctx.arg(1);
-    if id != MODULE_ID
-        || agent_tgid() == 0
-        || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
+    if id != MODULE_ID || agent_tgid() == 0 || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
     {
         return pass(retval);
     }
@@ -344,9 +343,7 @@ pub fn lsm_kernel_read_file(ctx: LsmContext) -> i32 {
 pub fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
     let retval: i32 = ctx.arg(2);
     let id: u32 = ctx.arg(0);
-    if id != MODULE_ID
-        || agent_tgid() == 0
-        || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
+    if id != MODULE_ID || agent_tgid() == 0 || !in_scope((bpf_get_current_pid_tgid() >> 32) as u32)
     {
         return pass(retval);
     }

@@ -5,10 +5,7 @@
 
 use audit_capture::{
     drain::Drain,
-    probes::{
-        ProbeOptions, Scope,
-        lsm::Detection,
-    },
+    probes::{ProbeOptions, Scope, lsm::Detection},
     syscalls::Family,
 };
 use integration_tests::{TestCgroup, sandbox_audit};
@@ -26,7 +23,10 @@ fn detection_reports_tracepoints_with_the_eperm_reason() {
     assert_eq!(families, [Family::File, Family::Network]);
     for m in modes {
         let Detection::Tracepoints { reason } = &m.detection else {
-            panic!("{:?} runs in LSM mode on a kernel that refuses LSM programs", m.family);
+            panic!(
+                "{:?} runs in LSM mode on a kernel that refuses LSM programs",
+                m.family
+            );
         };
         assert!(
             reason.contains("loading a test LSM program failed")
@@ -54,14 +54,26 @@ fn fallback_is_in_the_start_record_and_capture_works() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).expect("JSON record"))
         .collect();
-    let start = records.iter().find(|r| r["kind"] == "start").expect("start record");
+    let start = records
+        .iter()
+        .find(|r| r["kind"] == "start")
+        .expect("start record");
     let file = &start["scope"]["probe_modes"]["file"];
     assert_eq!(file["mode"], "tracepoints", "{start}");
-    assert!(file["reason"].as_str().is_some_and(|r| r.contains("LSM")), "{start}");
-    assert!(start["scope"]["probe_modes"].get("network").is_none(), "{start}");
+    assert!(
+        file["reason"].as_str().is_some_and(|r| r.contains("LSM")),
+        "{start}"
+    );
+    assert!(
+        start["scope"]["probe_modes"].get("network").is_none(),
+        "{start}"
+    );
     let opened = records
         .iter()
         .find(|r| r["kind"] == "open" && r["path"] == "/proc/self/stat")
         .unwrap_or_else(|| panic!("no open record of /proc/self/stat"));
-    assert!(opened.get("source").is_none(), "tracepoint records carry no source");
+    assert!(
+        opened.get("source").is_none(),
+        "tracepoint records carry no source"
+    );
 }

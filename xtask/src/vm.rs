@@ -55,7 +55,10 @@ pub fn run(opts: &Options) -> Result<()> {
         .filter(|k| opts.filter.as_ref().is_none_or(|f| k.name.contains(f)))
         .collect();
     if kernels.is_empty() {
-        bail!("no kernel of the matrix matches the filter {:?}", opts.filter);
+        bail!(
+            "no kernel of the matrix matches the filter {:?}",
+            opts.filter
+        );
     }
     let (sandbox_audit, runner) = build_static()?;
     let reference = host_reference(&sandbox_audit, &runner)?;
@@ -165,7 +168,9 @@ fn kernel_packages(pkgnames: &str) -> Vec<(Vec<u64>, String)> {
                 .strip_prefix("linux-image-")?
                 .strip_suffix("-amd64-unsigned")?;
             // Flavours (cloud, rt) end in "-cloud"/"-rt" before the suffix.
-            if !v.starts_with(|c: char| c.is_ascii_digit()) || v.contains("-cloud") || v.contains("-rt")
+            if !v.starts_with(|c: char| c.is_ascii_digit())
+                || v.contains("-cloud")
+                || v.contains("-rt")
             {
                 return None;
             }
@@ -414,9 +419,15 @@ fn boot(k: &Kernel, vmlinux: &Path, initrd: &Path, timeout: Duration) -> Result<
         "console=ttyS0 lsm={} panic=-1 quiet vmtest.expect_lsm={}",
         k.lsm, k.expect_lsm as u8
     );
-    eprintln!("vm-test: booting {} (serial log {})", k.name, log_path.display());
+    eprintln!(
+        "vm-test: booting {} (serial log {})",
+        k.name,
+        log_path.display()
+    );
     let mut child = Command::new("qemu-system-x86_64")
-        .args(["-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "1"])
+        .args([
+            "-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "1",
+        ])
         .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
         .arg(vmlinux)
         .arg("-initrd")
@@ -466,11 +477,7 @@ fn boot(k: &Kernel, vmlinux: &Path, initrd: &Path, timeout: Duration) -> Result<
         } else {
             "the VM stopped before the runner finished".into()
         };
-        println!(
-            "{}: FAIL vm: {why}; see {}",
-            k.name,
-            log_path.display()
-        );
+        println!("{}: FAIL vm: {why}; see {}", k.name, log_path.display());
     }
     Ok((passed, failed))
 }

@@ -118,7 +118,10 @@ fn audited_run(work: &Path) -> Result<Run> {
     let mut records = Vec::new();
     let mut reports = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
-        if let Some((k, v)) = line.strip_prefix("WORKLOAD ").and_then(|l| l.split_once('=')) {
+        if let Some((k, v)) = line
+            .strip_prefix("WORKLOAD ")
+            .and_then(|l| l.split_once('='))
+        {
             reports.insert(k.to_string(), v.to_string());
             continue;
         }
@@ -201,20 +204,31 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
         Ok(()) => "ok".to_string(),
         Err(e) => e.raw_os_error().map_or("error".into(), |n| n.to_string()),
     };
-    println!("WORKLOAD store_open={}", outcome(std::fs::read_dir(store).map(|_| ())));
+    println!(
+        "WORKLOAD store_open={}",
+        outcome(std::fs::read_dir(store).map(|_| ()))
+    );
     // SAFETY: plain syscalls with valid arguments.
     let agent = unsafe { libc::getppid() };
     let killed = unsafe { libc::kill(agent, 0) };
     println!(
         "WORKLOAD kill_agent={}",
-        outcome(if killed == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) })
+        outcome(if killed == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        })
     );
     let attr = [0u8; 128];
     // BPF_MAP_CREATE with an all-zero attribute: EINVAL unless refused first.
     let r = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()) };
     println!(
         "WORKLOAD bpf={}",
-        outcome(if r >= 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) })
+        outcome(if r >= 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        })
     );
     Ok(())
 }
@@ -301,8 +315,16 @@ mod uring {
             return Err(io::Error::last_os_error());
         }
         let fd = fd as i32;
-        let sq = map(fd, (p.sq_off.array + p.sq_entries * 4) as usize, OFF_SQ_RING)?;
-        let cq = map(fd, (p.cq_off.cqes + p.cq_entries * 16) as usize, OFF_CQ_RING)?;
+        let sq = map(
+            fd,
+            (p.sq_off.array + p.sq_entries * 4) as usize,
+            OFF_SQ_RING,
+        )?;
+        let cq = map(
+            fd,
+            (p.cq_off.cqes + p.cq_entries * 16) as usize,
+            OFF_CQ_RING,
+        )?;
         let sqes = map(fd, (p.sq_entries * 64) as usize, OFF_SQES)?;
         // SAFETY: all offsets come from the kernel for these mappings; one
         // SQE is written before the tail is published, as io_uring requires.
@@ -391,11 +413,7 @@ impl Report {
 /// Fields an LSM-made record may have beyond the host's: which source made it.
 const LSM_ONLY_FIELDS: &[&str] = &["source", "hook"];
 
-fn same_fields(
-    name: &str,
-    host: &BTreeSet<String>,
-    guest: Option<&Value>,
-) -> Result<()> {
+fn same_fields(name: &str, host: &BTreeSet<String>, guest: Option<&Value>) -> Result<()> {
     let Some(r) = guest else {
         bail!("no {name} record");
     };
@@ -462,17 +480,27 @@ fn guest(reference: &Path) -> Result<()> {
         let store = format!("{}", Path::new("/tmp/vm_runner/log").display());
         rep.check(
             "store_open_denied",
-            denied(&run, "store_open", |r| r["kind"] == "open" && r["path"] == *store),
+            denied(&run, "store_open", |r| {
+                r["kind"] == "open" && r["path"] == *store
+            }),
         );
         rep.check(
             "signal_to_agent_denied",
-            denied(&run, "kill_agent", |r| r["kind"] == "kill" && r["hook"] == "task_kill"),
+            denied(&run, "kill_agent", |r| {
+                r["kind"] == "kill" && r["hook"] == "task_kill"
+            }),
         );
-        rep.check("bpf_denied", denied(&run, "bpf", |r| r["kind"] == "bpf" && r["command"] == 0));
+        rep.check(
+            "bpf_denied",
+            denied(&run, "bpf", |r| r["kind"] == "bpf" && r["command"] == 0),
+        );
     } else {
         rep.check("no_enforcement_without_lsm", no_enforcement(&run));
     }
-    println!("VMTEST SUMMARY {} passed, {} failed", rep.passed, rep.failed);
+    println!(
+        "VMTEST SUMMARY {} passed, {} failed",
+        rep.passed, rep.failed
+    );
     Ok(())
 }
 
@@ -500,7 +528,10 @@ fn no_enforcement(run: &Run) -> Result<()> {
     if e["active"] != 0 {
         bail!("enforcement claims to be active: {e}");
     }
-    if e["reason"].as_str().is_none_or(|r| !r.contains("no BPF LSM")) {
+    if e["reason"]
+        .as_str()
+        .is_none_or(|r| !r.contains("no BPF LSM"))
+    {
         bail!("no reason for missing enforcement: {e}");
     }
     if run.reports.get("store_open").map(String::as_str) != Some("ok") {
@@ -534,7 +565,10 @@ fn probe_mode(start: Option<&Value>, want: &str) -> Result<()> {
     };
     for (family, mode) in m {
         if mode["mode"] != want {
-            bail!("family {family} runs in mode {} (expected {want}): {mode}", mode["mode"]);
+            bail!(
+                "family {family} runs in mode {} (expected {want}): {mode}",
+                mode["mode"]
+            );
         }
     }
     if m.is_empty() {

@@ -301,8 +301,12 @@ pub fn attach(
         let mut a: Array<_, u32> = Array::try_from(m).map_err(map_err("LSM_AGENT"))?;
         a.set(agent::TGID, std::process::id(), 0)
             .map_err(map_err("LSM_AGENT"))?;
-        a.set(agent::RECORD_OPENS, families.contains(&Family::File) as u32, 0)
-            .map_err(map_err("LSM_AGENT"))?;
+        a.set(
+            agent::RECORD_OPENS,
+            families.contains(&Family::File) as u32,
+            0,
+        )
+        .map_err(map_err("LSM_AGENT"))?;
     }
 
     let mut setup = LsmSetup::default();
@@ -327,7 +331,10 @@ pub fn attach(
                 }
             }
             Err(reason) => {
-                log::warn!("{} family falls back to tracepoints: {reason}", family.name());
+                log::warn!(
+                    "{} family falls back to tracepoints: {reason}",
+                    family.name()
+                );
                 FamilyMode {
                     family,
                     detection: Detection::Tracepoints { reason },

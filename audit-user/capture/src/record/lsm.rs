@@ -30,8 +30,7 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
         _ => ("unknown_lsm_hook", ""),
     };
     let mut r = Record::new(kind, clock.wall_ns(sc.raw.header.boot_ns));
-    r.fields
-        .insert("proc".into(), process_json(&sc.raw.header));
+    r.fields.insert("proc".into(), process_json(&sc.raw.header));
     let f = &mut r.fields;
     f.insert("source".into(), "lsm".into());
     if hook_name.is_empty() {
@@ -157,12 +156,20 @@ mod tests {
 
     #[test]
     fn denial_and_other_events() {
-        let ev = lsm_event(hook::SOCKET_CONNECT, -1, DENIED, [16, 0, 0, 0, 0, 0], vec![]);
+        let ev = lsm_event(
+            hook::SOCKET_CONNECT,
+            -1,
+            DENIED,
+            [16, 0, 0, 0, 0, 0],
+            vec![],
+        );
         let r = from_event(&ev, &Clock::now()).unwrap();
         assert_eq!(r.kind, "connect");
         assert_eq!(r.fields["result"], "denied");
         assert_eq!(r.fields["errno_name"], "EPERM");
-        let Event::Syscall(mut sc) = ev else { unreachable!() };
+        let Event::Syscall(mut sc) = ev else {
+            unreachable!()
+        };
         sc.raw.flags = 0;
         assert!(from_event(&Event::Syscall(sc), &Clock::now()).is_none());
     }
