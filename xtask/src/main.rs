@@ -45,7 +45,7 @@ enum Cmd {
     /// the newest packaged one) and run the capture checks inside each.
     VmTest {
         /// Kill a VM that has not powered off after this many seconds.
-        #[arg(long, default_value_t = 180)]
+        #[arg(long, default_value_t = 600)]
         timeout_secs: u64,
         /// Only boot kernels whose name contains this.
         #[arg(long)]

@@ -67,9 +67,9 @@ pub fn run(opts: &Options) -> Result<()> {
     let mut passed = 0;
     let mut failed = 0;
     for k in &kernels {
-        let vmlinux = vmlinux(&k.package)?;
         let t = Instant::now();
-        let (p, f) = match boot(k, &vmlinux, &initrd, opts.timeout) {
+        let booted = vmlinux(&k.package).and_then(|v| boot(k, &v, &initrd, opts.timeout));
+        let (p, f) = match booted {
             Ok(v) => v,
             Err(e) => {
                 println!("FAIL {}: {e:#}", k.name);
@@ -226,38 +226,51 @@ fn vmlinux(package: &str) -> Result<PathBuf> {
     Ok(out)
 }
 
-/// The ELF vmlinux inside a bzImage: Debian compresses it with XZ, so it is
-/// the XZ stream that starts at the first XZ magic.
+/// The ELF vmlinux inside a bzImage: the compressed stream that starts at
+/// the first XZ (Debian 6.1) or zstd (Debian 6.12) magic.
 fn decompress_vmlinuz(path: &Path) -> Result<Vec<u8>> {
-    const XZ_MAGIC: &[u8] = b"\xfd7zXZ\x00";
+    const FORMATS: &[(&[u8], &str, &[&str])] = &[
+        (b"\xfd7zXZ\x00", "xz", &["-dc", "--single-stream", "-q"]),
+        (b"\x28\xb5\x2f\xfd", "zstd", &["-dcq"]),
+    ];
     let data = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let at = data
-        .windows(XZ_MAGIC.len())
-        .position(|w| w == XZ_MAGIC)
-        .with_context(|| format!("{} holds no XZ stream (not an XZ kernel?)", path.display()))?;
-    let mut xz = Command::new("xz")
-        .args(["-dc", "--single-stream", "-q"])
+    for (magic, tool, args) in FORMATS {
+        let Some(at) = data.windows(magic.len()).position(|w| w == *magic) else {
+            continue;
+        };
+        let elf = decompress(tool, args, &data[at..])?;
+        if elf.starts_with(b"\x7fELF") {
+            return Ok(elf);
+        }
+    }
+    bail!(
+        "{} holds no XZ or zstd stream that decompresses to an ELF kernel",
+        path.display()
+    )
+}
+
+/// Pipes `input` through `tool args`; the output even when the tool
+/// complains about the bytes after the stream (the bzImage's trailer).
+fn decompress(tool: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>> {
+    let mut child = Command::new(tool)
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
-        .context("starting xz")?;
-    let mut stdin = xz.stdin.take().context("xz stdin")?;
-    let tail = data[at..].to_vec();
+        .with_context(|| format!("starting {tool}"))?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let tail = input.to_vec();
     let writer = std::thread::spawn(move || stdin.write_all(&tail));
-    let mut elf = Vec::new();
-    xz.stdout
+    let mut out = Vec::new();
+    child
+        .stdout
         .take()
-        .context("xz stdout")?
-        .read_to_end(&mut elf)?;
+        .context("stdout")?
+        .read_to_end(&mut out)?;
     let _ = writer.join();
-    let status = xz.wait()?;
-    if !elf.starts_with(b"\x7fELF") {
-        bail!(
-            "decompressing {} at offset {at} gave no ELF ({status})",
-            path.display()
-        );
-    }
-    Ok(elf)
+    let _ = child.wait();
+    Ok(out)
 }
 
 /// Static builds of sandbox-audit and the runner, stripped.
