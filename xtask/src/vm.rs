@@ -64,15 +64,23 @@ pub fn run(opts: &Options) -> Result<()> {
     let reference = host_reference(&sandbox_audit, &runner)?;
     let initrd = initramfs(&sandbox_audit, &runner, &reference)?;
 
+    // All VMs at once: each is one single-threaded TCG process, so on a
+    // shared machine the matrix takes about as long as its slowest VM.
+    let t = Instant::now();
+    let runs: Vec<_> = kernels
+        .iter()
+        .map(|k| {
+            let booted = vmlinux(&k.package).and_then(|v| Vm::start(k, &v, &initrd));
+            (k, booted)
+        })
+        .collect();
     let mut passed = 0;
     let mut failed = 0;
-    for k in &kernels {
-        let t = Instant::now();
-        let booted = vmlinux(&k.package).and_then(|v| boot(k, &v, &initrd, opts.timeout));
-        let (p, f) = match booted {
+    for (k, vm) in runs {
+        let (p, f) = match vm.and_then(|vm| vm.finish(k, t, opts.timeout)) {
             Ok(v) => v,
             Err(e) => {
-                println!("FAIL {}: {e:#}", k.name);
+                println!("{}: FAIL {e:#}", k.name);
                 (0, 1)
             }
         };
@@ -420,79 +428,93 @@ impl Cpio {
     }
 }
 
-/// Boots one kernel and counts the runner's PASS/FAIL lines. A VM that
-/// panics, hangs or never reports DONE is a failure, and is killed after
-/// `timeout`.
-fn boot(k: &Kernel, vmlinux: &Path, initrd: &Path, timeout: Duration) -> Result<(u64, u64)> {
-    let logs = vm_dir().join("logs");
-    fs::create_dir_all(&logs)?;
-    let log_path = logs.join(format!("{}.log", k.name.replace([' ', '='], "_")));
-    let log = fs::File::create(&log_path)?;
-    let append = format!(
-        "console=ttyS0 lsm={} panic=-1 quiet vmtest.expect_lsm={}",
-        k.lsm, k.expect_lsm as u8
-    );
-    eprintln!(
-        "vm-test: booting {} (serial log {})",
-        k.name,
-        log_path.display()
-    );
-    let mut child = Command::new("qemu-system-x86_64")
-        .args([
-            "-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", "1G", "-smp", "1",
-        ])
-        .args(["-nographic", "-no-reboot", "-nic", "none", "-kernel"])
-        .arg(vmlinux)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", &append])
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting qemu-system-x86_64")?;
-    let start = Instant::now();
-    let timed_out = loop {
-        if child.try_wait()?.is_some() {
-            break false;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let text = fs::read_to_string(&log_path).unwrap_or_default();
-    let (mut passed, mut failed, mut done) = (0, 0, false);
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        let Some(at) = line.find("VMTEST ") else {
-            continue;
+/// One running VM and where its serial console goes.
+struct Vm {
+    child: std::process::Child,
+    log_path: PathBuf,
+}
+
+impl Vm {
+    fn start(k: &Kernel, vmlinux: &Path, initrd: &Path) -> Result<Vm> {
+        let logs = vm_dir().join("logs");
+        fs::create_dir_all(&logs)?;
+        let log_path = logs.join(format!("{}.log", k.name.replace([' ', '='], "_")));
+        let log = fs::File::create(&log_path)?;
+        let append = format!(
+            "console=ttyS0 lsm={} panic=-1 quiet vmtest.expect_lsm={}",
+            k.lsm, k.expect_lsm as u8
+        );
+        eprintln!(
+            "vm-test: booting {} (serial log {})",
+            k.name,
+            log_path.display()
+        );
+        let child = Command::new("qemu-system-x86_64")
+            .args(["-M", "pc", "-accel", "tcg", "-cpu", "max", "-m", "1G"])
+            .args(["-smp", "1", "-nographic", "-no-reboot", "-nic", "none"])
+            .arg("-kernel")
+            .arg(vmlinux)
+            .arg("-initrd")
+            .arg(initrd)
+            .args(["-append", &append])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting qemu-system-x86_64")?;
+        Ok(Vm { child, log_path })
+    }
+
+    /// Waits for the VM (killing it once `timeout` has passed since
+    /// `start`) and counts the runner's PASS/FAIL lines. A VM that panics,
+    /// hangs or never reports DONE is a failure.
+    fn finish(mut self, k: &Kernel, start: Instant, timeout: Duration) -> Result<(u64, u64)> {
+        let timed_out = loop {
+            if self.child.try_wait()?.is_some() {
+                break false;
+            }
+            if start.elapsed() > timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         };
-        let msg = &line[at + 7..];
-        if msg.starts_with("PASS") {
-            passed += 1;
-            println!("{}: {msg}", k.name);
-        } else if msg.starts_with("FAIL") {
+        let text = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let (mut passed, mut failed, mut done) = (0, 0, false);
+        for line in text.lines() {
+            let line = line.trim_end_matches('\r');
+            let Some(at) = line.find("VMTEST ") else {
+                continue;
+            };
+            let msg = &line[at + 7..];
+            if msg.starts_with("PASS") {
+                passed += 1;
+                println!("{}: {msg}", k.name);
+            } else if msg.starts_with("FAIL") {
+                failed += 1;
+                println!("{}: {msg}", k.name);
+            } else if msg.starts_with("DONE") {
+                done = true;
+            } else if msg.starts_with("BOOTED") {
+                println!("{}: {msg}", k.name);
+            }
+        }
+        if !done {
             failed += 1;
-            println!("{}: {msg}", k.name);
-        } else if msg.starts_with("DONE") {
-            done = true;
-        } else if msg.starts_with("BOOTED") {
-            println!("{}: {msg}", k.name);
+            let why = if timed_out {
+                format!("killed after {}s", timeout.as_secs())
+            } else {
+                "the VM stopped before the runner finished".into()
+            };
+            println!(
+                "{}: FAIL vm: {why}; see {}",
+                k.name,
+                self.log_path.display()
+            );
         }
+        Ok((passed, failed))
     }
-    if !done {
-        failed += 1;
-        let why = if timed_out {
-            format!("killed after {}s", timeout.as_secs())
-        } else {
-            "the VM stopped before the runner finished".into()
-        };
-        println!("{}: FAIL vm: {why}; see {}", k.name, log_path.display());
-    }
-    Ok((passed, failed))
 }
 
 #[cfg(test)]
