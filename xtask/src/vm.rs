@@ -405,7 +405,7 @@ impl Cpio {
     }
 
     fn pad(&mut self) {
-        while self.buf.len() % 4 != 0 {
+        while !self.buf.len().is_multiple_of(4) {
             self.buf.push(0);
         }
     }
@@ -545,7 +545,7 @@ mod tests {
         c.file("a", 0o644, b"xyz");
         let b = c.finish();
         assert!(b.starts_with(b"070701"));
-        assert_eq!(b.len() % 4, 0);
+        assert!(b.len().is_multiple_of(4));
         assert!(b.windows(10).any(|w| w == b"TRAILER!!!"));
     }
 }
