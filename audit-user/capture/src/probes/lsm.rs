@@ -77,6 +77,10 @@ pub fn offsets(btf: &Btf) -> [u32; offset::COUNT] {
     for (i, st, member) in [
         (offset::FILE_F_FLAGS, "file", "f_flags"),
         (offset::FILE_F_MODE, "file", "f_mode"),
+        (offset::INODE_I_INO, "inode", "i_ino"),
+        (offset::INODE_I_SB, "inode", "i_sb"),
+        (offset::SB_S_DEV, "super_block", "s_dev"),
+        (offset::DENTRY_D_INODE, "dentry", "d_inode"),
     ] {
         if let Ok(off) = btf.member_offset(st, member) {
             o[i] = off;
