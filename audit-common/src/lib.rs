@@ -7,6 +7,7 @@
 pub mod config;
 pub mod event;
 pub mod kind;
+pub mod lsm;
 pub mod syscall;
 
 /// Compile-time check that a wire struct has exactly the size both sides assume.

@@ -14,6 +14,7 @@ mod emit;
 mod globals;
 #[cfg(target_arch = "bpf")]
 mod io_uring;
+mod lsm;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]

@@ -17,12 +17,16 @@ const APT_PACKAGES: &[&str] = &[
     "libpolly-22-dev",
     "zlib1g-dev",
     "libzstd-dev",
+    // cargo xtask vm-test: the VMs and their userland.
+    "qemu-system-x86",
+    "busybox-static",
 ];
 
 fn run_all() -> Result<()> {
     let t = Instant::now();
     apt_packages()?;
     bpf_toolchain()?;
+    musl_target()?;
     bpf_linker()?;
     cargo_fuzz()?;
     kernel_mounts()?;
@@ -79,6 +83,19 @@ fn bpf_toolchain() -> Result<()> {
         "-c",
         "rust-src",
     ]))
+}
+
+/// The static target the VM tests build sandbox-audit for.
+const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
+
+fn musl_target() -> Result<()> {
+    let have = output(Command::new("rustup").args(["target", "list", "--installed"]))
+        .is_some_and(|s| s.lines().any(|l| l.trim() == MUSL_TARGET));
+    if have {
+        return Ok(());
+    }
+    eprintln!("bootstrap: adding the Rust target {MUSL_TARGET}");
+    sh(Command::new("rustup").args(["target", "add", MUSL_TARGET]))
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";

@@ -1,4 +1,4 @@
-//! Project automation: `cargo xtask <bootstrap|test|demo|bench>`.
+//! Project automation: `cargo xtask <bootstrap|test|demo|bench|vm-test>`.
 
 mod bench;
 mod bootstrap;
@@ -6,6 +6,7 @@ mod demo;
 mod fuzz;
 mod test;
 mod util;
+mod vm;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -40,6 +41,16 @@ enum Cmd {
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
     },
+    /// Boot Debian kernels under QEMU/TCG (6.1 with and without BPF LSM,
+    /// the newest packaged one) and run the capture checks inside each.
+    VmTest {
+        /// Kill a VM that has not powered off after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout_secs: u64,
+        /// Only boot kernels whose name contains this.
+        #[arg(long)]
+        kernel: Option<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -54,5 +65,15 @@ fn main() -> Result<()> {
             demo::run()
         }
         Cmd::Bench { records } => bench::run(records),
+        Cmd::VmTest {
+            timeout_secs,
+            kernel,
+        } => {
+            bootstrap::run()?;
+            vm::run(&vm::Options {
+                timeout: std::time::Duration::from_secs(timeout_secs),
+                filter: kernel,
+            })
+        }
     }
 }

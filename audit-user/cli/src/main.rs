@@ -202,7 +202,8 @@ fn main() -> ExitCode {
                 (None, Some(p)) => Target::Pid(p),
                 (None, None) => unreachable!("clap requires --cgroup or --pid"),
             };
-            let result = capture.probe_options().and_then(|o| {
+            let result = capture.probe_options().and_then(|mut o| {
+                o.protect = vec![store.log_dir.clone(), store.key_dir.clone()];
                 with_store(
                     &store,
                     capture_config(&capture),
@@ -242,7 +243,8 @@ fn main() -> ExitCode {
                     hidden: vec![store.log_dir.clone(), store.key_dir.clone()],
                 })
             };
-            let result = capture.probe_options().and_then(|probe| {
+            let result = capture.probe_options().and_then(|mut probe| {
+                probe.protect = vec![store.log_dir.clone(), store.key_dir.clone()];
                 let opts = ExecOptions {
                     command,
                     cgroup_parent,

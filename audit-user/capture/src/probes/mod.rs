@@ -24,6 +24,7 @@ use crate::{
 pub mod detach;
 pub mod freeze;
 mod gaps;
+pub mod lsm;
 mod tracefs;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
@@ -49,6 +50,9 @@ pub struct ProbeOptions {
     /// Each attached syscall costs two tracepoints, and detaching a
     /// tracepoint waits for an RCU-tasks grace period (~75 ms here).
     pub families: Vec<Family>,
+    /// Paths in-scope processes may not open (in LSM mode): the store and
+    /// the key directory.
+    pub protect: Vec<std::path::PathBuf>,
 }
 
 impl Default for ProbeOptions {
@@ -57,6 +61,7 @@ impl Default for ProbeOptions {
             ring_buffer_bytes: 64 << 20,
             wakeup_bytes: 1 << 20,
             families: Family::ALL.to_vec(),
+            protect: Vec::new(),
         }
     }
 }
@@ -77,6 +82,9 @@ pub struct Probes {
     pub unavailable_syscalls: Vec<&'static str>,
     /// Maps frozen against writes from userspace after setup (BPF_MAP_FREEZE).
     pub frozen_maps: Vec<String>,
+    /// LSM or tracepoint mode of each family that has LSM hooks, and
+    /// what is enforced.
+    pub lsm: lsm::LsmSetup,
 }
 
 impl Probes {
@@ -111,6 +119,7 @@ impl Probes {
                 &io_uring.unwrap_or(audit_common::event::IoUringOffsets::missing()),
                 true,
             )
+            .override_global("LSM_OFFSETS", &lsm::offsets(&btf), true)
             .map_max_entries("EVENTS", size)
             .load(EBPF_OBJECT)
             .context("loading the eBPF object into the kernel")?;
@@ -132,6 +141,8 @@ impl Probes {
                 None => unavailable_syscalls.push("compat (ia32/x32) syscalls"),
             }
         }
+        let detection = lsm::detect(&mut ebpf);
+        let lsm = lsm::attach(&mut ebpf, &opts.families, &opts.protect, &detection)?;
 
         for (prog, tp) in RAW_TRACEPOINTS {
             let p: &mut RawTracePoint = ebpf
@@ -172,6 +183,7 @@ impl Probes {
             scope,
             missing_fields,
             unavailable_syscalls,
+            lsm,
         })
     }
 

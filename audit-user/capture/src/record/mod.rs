@@ -18,6 +18,7 @@ use crate::decode::{Event, split_argv};
 mod dns;
 pub mod errno;
 mod io_uring;
+mod lsm;
 pub mod paths;
 pub mod sockaddr;
 mod syscall;
@@ -113,6 +114,9 @@ fn flag(set: bool) -> Value {
 
 /// Turns a decoded kernel event into a record.
 pub fn from_event(ev: &Event, clock: &Clock) -> Record {
+    if let Some(r) = lsm::from_event(ev, clock) {
+        return r;
+    }
     let h = ev.header();
     let kind = match ev {
         Event::Exec(_) => "exec",

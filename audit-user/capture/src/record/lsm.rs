@@ -1,0 +1,176 @@
+//! LSM-made events (`audit_common::lsm`) → records of the same kinds as the
+//! tracepoint path (`open`, `connect`), marked `"source": "lsm"` with the
+//! hook's name. A hook runs before the syscall returns, so such records have
+//! no fd, return value or duration; they carry what the hook sees: the
+//! object actually resolved and the verdict. FORMAT.md lists the fields.
+
+use audit_common::{
+    lsm::{DENIED, FROM_LSM, hook},
+    syscall::{RET, arg_data_kind},
+};
+
+use super::{Clock, Json, Record, errno, paths, process_json, put_bytes, sockaddr};
+use crate::decode::{Event, Syscall};
+
+/// The record for an LSM-made event, or `None` for any other event.
+pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
+    let Event::Syscall(sc) = ev else {
+        return None;
+    };
+    if sc.raw.flags & FROM_LSM == 0 {
+        return None;
+    }
+    let (kind, hook_name) = match sc.raw.nr {
+        hook::FILE_OPEN => ("open", "file_open"),
+        hook::SOCKET_CONNECT => ("connect", "socket_connect"),
+        hook::TASK_KILL => ("kill", "task_kill"),
+        hook::PTRACE_ACCESS_CHECK => ("ptrace", "ptrace_access_check"),
+        hook::BPF => ("bpf", "bpf"),
+        hook::MODULE_LOAD => ("module_load", "kernel_read_file"),
+        _ => ("unknown_lsm_hook", ""),
+    };
+    let mut r = Record::new(kind, clock.wall_ns(sc.raw.header.boot_ns));
+    r.fields.insert("proc".into(), process_json(&sc.raw.header));
+    let f = &mut r.fields;
+    f.insert("source".into(), "lsm".into());
+    if hook_name.is_empty() {
+        f.insert("hook_id".into(), sc.raw.nr.into());
+    } else {
+        f.insert("hook".into(), hook_name.into());
+    }
+    verdict(sc, f);
+    match sc.raw.nr {
+        hook::FILE_OPEN => file_open(sc, f),
+        hook::SOCKET_CONNECT => {
+            if let Some(c) = sc.arg_data(arg_data_kind::SOCKADDR, 1) {
+                f.insert("remote".into(), sockaddr::decode(&c.bytes));
+            }
+            f.insert("addrlen".into(), sc.raw.args[0].into());
+        }
+        hook::TASK_KILL => {
+            f.insert("target_pid".into(), sc.raw.args[0].into());
+            f.insert("signal".into(), sc.raw.args[1].into());
+            // Only kills aimed at the agent are denied, and the agent is
+            // outside every scope.
+            f.insert("target_is_agent".into(), 1.into());
+        }
+        hook::PTRACE_ACCESS_CHECK => {
+            f.insert("target_pid".into(), sc.raw.args[0].into());
+            f.insert("ptrace_mode".into(), sc.raw.args[1].into());
+            f.insert("target_is_agent".into(), 1.into());
+        }
+        hook::BPF => {
+            f.insert("command".into(), (sc.raw.args[0] as u32 as i32).into());
+        }
+        hook::MODULE_LOAD => {
+            f.insert("load_id".into(), sc.raw.args[0].into());
+        }
+        _ => {}
+    }
+    Some(r)
+}
+
+/// `result`: `success` when every LSM allowed it so far, `denied` when our
+/// own hook refused it, `failure` with the errno when an earlier LSM did.
+fn verdict(sc: &Syscall, f: &mut Json) {
+    let ret = sc.raw.ret;
+    let result = if sc.raw.flags & DENIED != 0 {
+        "denied"
+    } else if ret == 0 {
+        "success"
+    } else {
+        "failure"
+    };
+    f.insert("result".into(), result.into());
+    if ret < 0 {
+        f.insert("errno".into(), (-ret).into());
+        f.insert("errno_name".into(), errno::name(-ret).into());
+    }
+}
+
+fn file_open(sc: &Syscall, f: &mut Json) {
+    let flags = sc.raw.args[0];
+    f.insert("flags".into(), flags.into());
+    let access = match flags as i32 & libc::O_ACCMODE {
+        libc::O_RDONLY => "read",
+        libc::O_WRONLY => "write",
+        _ => "read_write",
+    };
+    f.insert("access".into(), access.into());
+    if let Some(p) = paths::fd_path(sc, RET, paths::resolution::OPENED_FILE) {
+        put_bytes(f, "path", &p.path);
+        f.insert("path_resolution".into(), p.resolution.into());
+        if p.truncated {
+            f.insert("path_truncated".into(), 1.into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use audit_common::{event::EventHeader, syscall::SyscallEvent};
+
+    use super::*;
+    use crate::decode::ArgData;
+
+    fn lsm_event(nr: u32, ret: i64, flags: u32, args: [u64; 6], data: Vec<ArgData>) -> Event {
+        Event::Syscall(Syscall {
+            raw: SyscallEvent {
+                header: EventHeader::zeroed(),
+                nr,
+                flags: FROM_LSM | flags,
+                ret,
+                args,
+                enter_ns: 0,
+                data_len: 0,
+                _pad: 0,
+            },
+            arg_data: data,
+        })
+    }
+
+    #[test]
+    fn file_open_is_an_open_record_from_the_lsm() {
+        let ev = lsm_event(
+            hook::FILE_OPEN,
+            0,
+            0,
+            [libc::O_WRONLY as u64, 0, 0, 0, 0, 0],
+            vec![ArgData {
+                kind: arg_data_kind::PATH_COMPONENTS,
+                slot: RET,
+                flags: 0,
+                bytes: b"shadow\0etc\0".to_vec(),
+            }],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "open");
+        assert_eq!(r.fields["source"], "lsm");
+        assert_eq!(r.fields["hook"], "file_open");
+        assert_eq!(r.fields["path"], "/etc/shadow");
+        assert_eq!(r.fields["path_resolution"], "opened_file");
+        assert_eq!(r.fields["access"], "write");
+        assert_eq!(r.fields["result"], "success");
+        assert!(!r.fields.contains_key("fd"));
+    }
+
+    #[test]
+    fn denial_and_other_events() {
+        let ev = lsm_event(
+            hook::SOCKET_CONNECT,
+            -1,
+            DENIED,
+            [16, 0, 0, 0, 0, 0],
+            vec![],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "connect");
+        assert_eq!(r.fields["result"], "denied");
+        assert_eq!(r.fields["errno_name"], "EPERM");
+        let Event::Syscall(mut sc) = ev else {
+            unreachable!()
+        };
+        sc.raw.flags = 0;
+        assert!(from_event(&Event::Syscall(sc), &Clock::now()).is_none());
+    }
+}
