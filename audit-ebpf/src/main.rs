@@ -14,6 +14,7 @@ mod emit;
 mod globals;
 #[cfg(target_arch = "bpf")]
 mod io_uring;
+#[cfg(target_arch = "bpf")]
 mod lsm;
 #[cfg(target_arch = "bpf")]
 mod maps;

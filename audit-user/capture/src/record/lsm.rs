@@ -10,7 +10,7 @@ use audit_common::{
 };
 
 use super::{Clock, Json, Record, errno, paths, process_json, put_bytes, sockaddr};
-use crate::decode::{Event, Syscall};
+use crate::decode::{Captures, Event, Syscall};
 
 /// The record for an LSM-made event, or `None` for any other event.
 pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
