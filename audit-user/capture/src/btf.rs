@@ -226,7 +226,7 @@ impl Btf {
             bits += off;
             id = self.strip(ty);
         }
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             bail!("{struct_name}.{path} is a bitfield");
         }
         Ok(bits / 8)
