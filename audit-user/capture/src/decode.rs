@@ -81,7 +81,8 @@ pub enum Event {
 /// A cgroup migration; `path` is the destination, relative to its hierarchy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CgroupMigrate {
-    pub raw: CgroupMigrateEvent,
+    /// Boxed: the fixed path slot makes it much larger than other events.
+    pub raw: Box<CgroupMigrateEvent>,
     pub path: Vec<u8>,
 }
 
@@ -175,7 +176,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
             }
             Ok(Event::CgroupMigrate(CgroupMigrate {
                 path: raw.path[..len].to_vec(),
-                raw,
+                raw: Box::new(raw),
             }))
         }
         Some(EventKind::IoUring) => {

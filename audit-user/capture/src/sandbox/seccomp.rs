@@ -192,7 +192,7 @@ mod tests {
             libc::SYS_clone3,
             libc::SYS_ptrace,
             libc::SYS_seccomp,
-            libc::SYS_io_pgetevents,
+            libc::SYS_mmap,
         ] {
             assert_eq!(evaluate(&p, AUDIT_ARCH_X86_64, nr as u32), ALLOW, "{nr}");
         }
