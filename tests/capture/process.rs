@@ -383,6 +383,7 @@ fn tiny_ring_buffer_loses_events_and_says_exactly_how_many() {
         ring_buffer_bytes: 64 << 10,
         wakeup_bytes: u64::MAX,
         families: vec![],
+        ..ProbeOptions::default()
     };
     let lost = burst("lossy", 20_000, 0, opts, Duration::from_millis(250));
     assert!(lost > 0, "expected the tiny ring buffer to overflow");
