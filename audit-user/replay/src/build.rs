@@ -129,6 +129,11 @@ impl Builder<'_> {
 
     /// Places the marks that belong before a record of `seq`.
     fn marks_before(&mut self, seq: u64) {
+        self.verdicts_before(seq);
+        self.unsigned_before(seq);
+    }
+
+    fn verdicts_before(&mut self, seq: u64) {
         while let Some(&i) = self.pending_verdicts.last() {
             if self.verify.verdicts[i].first_seq > seq {
                 break;
@@ -137,6 +142,9 @@ impl Builder<'_> {
             let m = self.verdict_mark(i);
             self.entries.push(Entry::Mark(m));
         }
+    }
+
+    fn unsigned_before(&mut self, seq: u64) {
         if !self.unsigned_marked && seq >= self.verify.covered && self.verify.records > 0 {
             self.unsigned_marked = true;
             self.entries.push(Entry::Mark(Mark {
@@ -392,7 +400,7 @@ impl Builder<'_> {
 
     fn finish(mut self, live: bool) -> Built {
         // Verdicts past the last record (e.g. deleted at the end).
-        self.marks_before(u64::MAX);
+        self.verdicts_before(u64::MAX);
         let seq = self.events.last().map_or(0, |e| e.seq);
         if let Some(s) = self.current {
             let running = live && self.sessions[s].stop.is_none();

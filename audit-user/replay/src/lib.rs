@@ -125,3 +125,6 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         live,
     })
 }
+
+#[cfg(test)]
+mod tests;

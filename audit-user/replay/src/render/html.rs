@@ -1,7 +1,8 @@
 //! `--format html`: one self-contained page. Everything is inline; a
 //! Content-Security-Policy forbids every network load and every script but
 //! the page's own (by hash), so even a record that slipped past escaping
-//! could neither run code nor phone home. All record text is escaped.
+//! could neither run code nor phone home. All record text is escaped, and
+//! only ever placed in text (never in attributes).
 
 use std::io::{self, Write};
 
@@ -224,19 +225,6 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
     )?;
     for row in tree_rows(r) {
         let p = &r.processes[row.id];
-        let mut title = format!("pid {} ppid {}", p.pid, p.ppid);
-        for e in &p.execs {
-            title += &format!("\nexec at seq {}: {}", e.seq, command_line(&e.argv));
-        }
-        for c in &p.cred_changes {
-            title += &format!(
-                "\nids changed at seq {} ({}): {} -> {}",
-                c.seq,
-                inert(&c.kind),
-                creds_text(&c.from),
-                creds_text(&c.to)
-            );
-        }
         let extra = if p.execs.len() > 1 {
             format!(
                 " (exec'd {} times; before: {})",
@@ -260,11 +248,10 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         };
         writeln!(
             out,
-            "<div data-proc=\"{}\" data-parent=\"{}\" class=\"{}\" title=\"{}\">{}<a href=\"#\" data-proc=\"{}\">{}</a>  [pid {}, {}]{}  <b>{}</b>{}{}</div>",
+            "<div data-proc=\"{}\" data-parent=\"{}\" class=\"{}\">{}<a href=\"#\" data-proc=\"{}\">{}</a>  [pid {}, {}]{}  <b>{}</b>{}{}</div>",
             p.id,
             p.parent.map_or(String::new(), |x| x.to_string()),
             if p.matched { "proc" } else { "proc ctx" },
-            esc(&title),
             esc(&row.prefix),
             p.id,
             esc(&label(p)),
