@@ -15,11 +15,12 @@ use integration_tests::{TempDir, sandbox_audit};
 use serde_json::Value;
 
 /// The agent: known argv and exit statuses. The subshell waits until its
-/// `sleep` has exec'd (a builtin `read` of /proc/PID/comm: no extra
-/// process) before killing it, so the tree does not depend on timing.
+/// `sleep` sleeps — `(sleep) S` in /proc/PID/stat, read with the builtin
+/// `read` (no extra process): the comm alone changes before the exec is
+/// complete — before killing it, so the tree does not depend on timing.
 const SCRIPT: &str = concat!(
     "sh -c \"exit 3\"; ",
-    "(sleep 5 & p=$!; until read c < /proc/$p/comm && [ \"$c\" = sleep ]; do :; done; kill -9 $p; wait $p); ",
+    "(sleep 5 & p=$!; until read s < /proc/$p/stat && case \"$s\" in *\"(sleep) S \"*) true;; *) false;; esac; do :; done; kill -9 $p; wait $p); ",
     "cat /nonexistent; ",
     "/bin/true '<img src=x onerror=alert(1)>' '\u{1b}[2J'; ",
     "true"
@@ -333,18 +334,18 @@ fn each_filter_selects_exactly_what_it_names() {
     });
     assert_eq!(seqs(&record_entries(&v)), want);
     assert!(!want.is_empty());
-    let v = replay_json(log, &["--path", "/proc/*/comm"], 0);
+    let v = replay_json(log, &["--path", "/proc/*/stat"], 0);
     let want = raw_seqs(&c.records, |r| {
         path_fields.iter().any(|f| {
             r[*f].as_str().is_some_and(|p| {
                 p.strip_prefix("/proc/")
-                    .and_then(|p| p.strip_suffix("/comm"))
+                    .and_then(|p| p.strip_suffix("/stat"))
                     .is_some_and(|mid| !mid.is_empty() && !mid.contains('/'))
             })
         })
     });
     assert_eq!(seqs(&record_entries(&v)), want);
-    assert!(!want.is_empty(), "the subshell read /proc/PID/comm");
+    assert!(!want.is_empty(), "the subshell read /proc/PID/stat");
 
     // --since/--until: ns and RFC 3339 (the same instant).
     let cat_exec = c
@@ -604,8 +605,11 @@ fn a_tampered_log_is_replayed_with_the_verdict_on_the_affected_records() {
     assert!(text.contains("TAMPERED"));
     assert!(text.contains("!!! UNVERIFIED"));
     let flagged = text
+        .split("== timeline ==")
+        .nth(1)
+        .unwrap()
         .lines()
-        .find(|l| l.contains("cat /nonexistenT"))
+        .find(|l| l.contains("exec /usr/bin/cat: cat /nonexistenT"))
         .expect("the record in the timeline");
     assert!(flagged.starts_with("   !"), "{flagged}");
 

@@ -17,6 +17,8 @@ const APT_PACKAGES: &[&str] = &[
     "libpolly-22-dev",
     "zlib1g-dev",
     "libzstd-dev",
+    // Headless browser for the replay HTML test (tests/replay).
+    "chromium",
 ];
 
 fn run_all() -> Result<()> {
