@@ -244,6 +244,25 @@ pub struct Event {
     pub raw: Option<Box<str>>,
 }
 
+impl Event {
+    /// The one-line summary (made from the stored line when the fast path
+    /// left it empty).
+    pub fn summary(&self) -> std::borrow::Cow<'_, str> {
+        if !self.summary.is_empty() {
+            return std::borrow::Cow::Borrowed(&self.summary);
+        }
+        let Some(raw) = &self.raw else {
+            return std::borrow::Cow::Borrowed("");
+        };
+        match serde_json::from_str::<Value>(raw) {
+            Ok(Value::Object(m)) => std::borrow::Cow::Owned(
+                from_json(&m, self.seq, String::new(), self.time_ns, self.kind.clone()).summary,
+            ),
+            _ => std::borrow::Cow::Borrowed(""),
+        }
+    }
+}
+
 fn get_str<'a>(r: &'a Json, k: &str) -> Option<&'a str> {
     r.get(k).and_then(Value::as_str)
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod event;
 pub mod filter;
 pub mod glob;
+mod lite;
 pub mod model;
 pub mod render;
 pub mod source;
@@ -67,6 +68,7 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     let (files, live) =
         verify::resolve_inputs(&opts.inputs).map_err(|e| Error::Verify(format!("{e:#}")))?;
     vopts.live = live;
+    let t0 = std::time::Instant::now();
     let report = verify::verify_paths(&files, &vopts).map_err(|e| Error::Verify(format!("{e:#}")))?;
     let view = model::VerifyView {
         intact: report.intact(),
@@ -104,6 +106,10 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         );
         b
     });
+    let tr = std::time::Instant::now();
+    if std::env::var_os("REPLAY_TIMING").is_some() {
+        eprintln!("verify {:?}", tr.duration_since(t0));
+    }
     let items = source::read(&files, opts.keep_records, &|n| {
         if let Some(b) = &bar {
             b.inc(n);
@@ -112,8 +118,14 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let mut built = build::build(items?, &view, &names, live);
+    let t1 = std::time::Instant::now();
+    let items = items?;
+    let mut built = build::build(items, &view, &names, live);
+    let t2 = std::time::Instant::now();
     filter::apply(&mut built, &opts.filters)?;
+    if std::env::var_os("REPLAY_TIMING").is_some() {
+        eprintln!("verify+read {:?} build {:?} filter {:?}", t1.duration_since(t0), t2.duration_since(t1), t2.elapsed());
+    }
     Ok(Replay {
         files: names,
         verify: view,

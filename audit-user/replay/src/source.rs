@@ -43,6 +43,16 @@ fn unreadable(file: u32, line: u64, why: impl Into<String>, bytes: &[u8]) -> Ite
 }
 
 pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item {
+    // The summary of a fast-path record is made from its line at render
+    // time, so the line is kept.
+    if let Some(mut ev) = crate::lite::parse(line) {
+        ev.file = file;
+        ev.line = line_no;
+        ev.raw = std::str::from_utf8(line).ok().map(Box::from);
+        if ev.raw.is_some() {
+            return Item::Event(Box::new(ev));
+        }
+    }
     let json: Json = match serde_json::from_slice(line) {
         Ok(Value::Object(m)) => m,
         Ok(_) => return unreadable(file, line_no, "not a JSON object", line),

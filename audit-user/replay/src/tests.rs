@@ -501,3 +501,34 @@ fn deep_fork_chains_do_not_overflow_the_stack() {
     crate::render::render(&r, crate::Format::Text, &mut out).unwrap();
     assert!(out.len() < 20 << 20, "output stays linear: {}", out.len());
 }
+
+#[test]
+fn the_fast_path_reads_records_as_the_general_path_does() {
+    let mut recs = session();
+    recs.push(json!({"kind": "exec", "syscall": "execve", "proc": proc_(9, 1, 0, "sh"),
+                     "filename": "/nope", "result": "failure", "errno": 2, "errno_name": "ENOENT"}));
+    recs.push(json!({"kind": "rename", "proc": proc_(9, 1, 0, "mv"), "path": "/a\"b",
+                     "new_path": "/c\u{1b}", "result": "success", "ret": 0}));
+    recs.push(json!({"kind": "fork", "proc": proc_(9, 1, 0, "t"), "child_pid": 9, "child_tid": 10, "thread": 1}));
+    let mut fast = 0;
+    for (i, r) in recs.iter().enumerate() {
+        let mut m = r.as_object().unwrap().clone();
+        m.insert("seq".into(), json!(i));
+        m.insert("time_ns".into(), json!(5));
+        m.insert("hash".into(), json!("ab"));
+        let line = serde_json::to_vec(&m).unwrap();
+        let kind = m["kind"].as_str().unwrap().to_string();
+        let mut slow = crate::event::from_json(&m, i as u64, "ab".into(), 5, kind);
+        if let Some(mut f) = crate::lite::parse(&line) {
+            fast += 1;
+            f.raw = Some(String::from_utf8(line.clone()).unwrap().into());
+            assert_eq!(f.summary(), slow.summary, "{r}");
+            f.raw = None;
+            slow.summary.clear();
+            assert_eq!(format!("{f:?}"), format!("{slow:?}"), "{r}");
+        }
+    }
+    assert_eq!(fast, recs.len() - 3, "all but genesis, start and stop");
+    // A mistyped field leaves the fast path (the general one copes).
+    assert!(crate::lite::parse(br#"{"seq":1,"time_ns":1,"kind":"open","hash":"x","path":5}"#).is_none());
+}

@@ -342,7 +342,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     comm = esc(&comm),
                     kind = esc(&inert(&ev.kind)),
                     failed = if ev.failed { "failed" } else { "" },
-                    what = esc(&ev.summary),
+                    what = esc(&ev.summary()),
                     hash = esc(&inert(&ev.hash)),
                 )?;
             }

@@ -165,9 +165,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         serde_json::to_writer(&mut *out, &process(p, r.live))?;
     }
     out.write_all(b"],\n\"timeline\":[")?;
-    let mut line = String::with_capacity(1024);
-    for (i, e) in r.entries.iter().enumerate() {
-        line.clear();
+    super::par_render(&r.entries, out, |i, e, line| {
         if i > 0 {
             line.push(',');
         }
@@ -205,15 +203,14 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     ev.mark.map_or("null".into(), |m| format!("\"{}\"", m.name())),
                     s(r.file_name(ev.file)),
                     ev.line,
-                    s(&ev.summary),
+                    s(&ev.summary()),
                 );
                 // The stored line is a JSON object already (it parsed).
                 line.push_str(ev.raw.as_deref().unwrap_or("null"));
                 line.push('}');
             }
         }
-        out.write_all(line.as_bytes())?;
-    }
+    })?;
     out.write_all(b"\n]}\n")?;
     Ok(())
 }

@@ -45,6 +45,43 @@ pub fn render(r: &Replay, f: Format, out: &mut dyn Write) -> io::Result<()> {
     }
 }
 
+/// Renders `entries` in parallel blocks (summaries are made from the
+/// stored lines here, which is most of the work), written in order.
+/// `f(index, entry, buffer)` appends one entry.
+pub fn par_render(
+    entries: &[crate::model::Entry],
+    out: &mut dyn Write,
+    f: impl Fn(usize, &crate::model::Entry, &mut String) + Sync,
+) -> io::Result<()> {
+    const BLOCK: usize = 8192;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let f = &f;
+    for (g, group) in entries.chunks(BLOCK * workers).enumerate() {
+        let base = g * BLOCK * workers;
+        let bufs: Vec<Option<String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = group
+                .chunks(BLOCK)
+                .enumerate()
+                .map(|(k, block)| {
+                    s.spawn(move || {
+                        let mut buf = String::with_capacity(block.len() * 256);
+                        for (j, e) in block.iter().enumerate() {
+                            f(base + k * BLOCK + j, e, &mut buf);
+                        }
+                        buf
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        });
+        for b in bufs {
+            let b = b.ok_or_else(|| io::Error::other("internal error while rendering"))?;
+            out.write_all(b.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
 /// What the process runs: its last exec's command line, or for a process
 /// that never exec'd, `(fork of COMM)` / `(COMM)`. Made inert.
 pub fn label(p: &Process) -> String {

@@ -136,9 +136,12 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         out,
         "  (flag: ' ' signed checkpoint covers it, '~' hash chain only, '!' UNVERIFIED; '!!!' marks)"
     )?;
-    for e in &r.entries {
+    super::par_render(&r.entries, out, |_, e, out| {
+        use std::fmt::Write as _;
         match e {
-            Entry::Mark(m) => writeln!(out, "!!! {}", m.detail)?,
+            Entry::Mark(m) => {
+                let _ = writeln!(out, "!!! {}", m.detail);
+            }
             Entry::Record { event, trust, .. } => {
                 let ev = &r.events[*event];
                 let flag = match trust {
@@ -152,7 +155,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     .map_or((String::new(), String::new()), |a| {
                         (a.pid.to_string(), inert(&a.comm))
                     });
-                writeln!(
+                let _ = writeln!(
                     out,
                     "{}{flag}{:>8} {} {:>7} {:<15} {}  #{}",
                     if ev.mark.is_some() { "!!!" } else { "   " },
@@ -160,11 +163,11 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     time::short(ev.time_ns),
                     pid,
                     comm,
-                    ev.summary,
+                    ev.summary(),
                     inert(ev.hash.get(..12).unwrap_or(&ev.hash))
-                )?;
+                );
             }
         }
-    }
+    })?;
     Ok(())
 }
