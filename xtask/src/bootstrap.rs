@@ -20,6 +20,8 @@ const APT_PACKAGES: &[&str] = &[
     // cargo xtask vm-test: the VMs and their userland.
     "qemu-system-x86",
     "busybox-static",
+    // Headless browser for the replay HTML test (tests/replay).
+    "chromium",
 ];
 
 fn run_all() -> Result<()> {

@@ -3,6 +3,7 @@
 use std::{ffi::OsString, io, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Result;
+mod replay_args;
 mod store_args;
 
 use audit_capture::{
@@ -121,6 +122,10 @@ enum Cmd {
     /// Create the signing keys and print the trust root to keep off-host
     /// (`run`/`exec` also create them on first use).
     Keygen(KeygenArgs),
+    /// Verify a log, then replay it: process tree, timeline and marks, as
+    /// text, JSON or one self-contained HTML page. Exit status 0: written,
+    /// log intact; 1: written, tampering found; 2: could not replay.
+    Replay(replay_args::ReplayArgs),
 }
 
 /// `UID[:GID]` for --user.
@@ -288,6 +293,14 @@ fn other(cmd: Cmd) -> ExitCode {
         Cmd::Keygen(args) => match store_args::keygen(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => failure(&e),
+        },
+        Cmd::Replay(args) => match replay_args::replay(&args) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("sandbox-audit: error: {e:#}");
+                ExitCode::from(2)
+            }
         },
         Cmd::Run { .. } | Cmd::Exec { .. } => ExitCode::from(EXIT_INTERNAL),
     }

@@ -1,0 +1,142 @@
+//! Forensic replay of a sandbox-audit log (`sandbox-audit replay`): which
+//! process did what, who started it, when, as which user, with what result.
+//!
+//! A replay first [verifies](audit_log::verify) the log exactly as
+//! `sandbox-audit verify` does, then reads the records ([`source`]),
+//! rebuilds sessions and the process tree and lays out the timeline with
+//! its marks ([`build`]), applies the [`filter`]s and renders
+//! ([`render`]) text, JSON (docs/REPLAY.md) or one self-contained HTML page.
+//! Records outside what verify vouches for are shown with a mark, never
+//! silently; record text is treated as hostile in every format.
+
+pub mod build;
+pub mod display;
+pub mod error;
+pub mod event;
+pub mod filter;
+pub mod glob;
+mod lite;
+pub mod model;
+pub mod render;
+pub mod source;
+pub mod time;
+
+use std::{io::IsTerminal, path::PathBuf};
+
+use audit_log::verify;
+
+pub use error::{Error, Result};
+pub use filter::Filters;
+pub use model::Replay;
+pub use render::Format;
+
+/// What to replay and how.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// A log directory or segment files in log order (empty: the default
+    /// log directory).
+    pub inputs: Vec<PathBuf>,
+    /// Text of the trust root (`trust-root.vkey`), as `verify --pubkey`.
+    pub pubkey: Option<String>,
+    /// Text of an exported checkpoint, as `verify --anchor`.
+    pub anchor: Option<String>,
+    pub filters: Filters,
+    /// Keep each record's stored line (the JSON and HTML formats show it).
+    pub keep_records: bool,
+    /// Show a progress bar on a terminal for large logs.
+    pub progress: bool,
+}
+
+/// Logs at least this large get a progress bar (as `verify` does).
+const PROGRESS_FROM: u64 = 64 << 20;
+
+/// Verifies, reads, rebuilds and filters the log.
+pub fn replay(opts: &Options) -> Result<Replay> {
+    // Bad arguments are reported before any work.
+    opts.filters.check()?;
+    let mut vopts = verify::Options::default();
+    if let Some(text) = &opts.pubkey {
+        vopts.pubkey = Some(
+            verify::parse_pubkey(text)
+                .map_err(|e| Error::bad("--pubkey", "", format!("{e:#}")))?,
+        );
+    }
+    if let Some(text) = &opts.anchor {
+        verify::parse_anchor(text).map_err(|e| Error::bad("--anchor", "", format!("{e:#}")))?;
+        vopts.anchor = Some(text.clone());
+    }
+    let (files, live) =
+        verify::resolve_inputs(&opts.inputs).map_err(|e| Error::Verify(format!("{e:#}")))?;
+    vopts.live = live;
+    let t0 = std::time::Instant::now();
+    let report = verify::verify_paths(&files, &vopts).map_err(|e| Error::Verify(format!("{e:#}")))?;
+    let view = model::VerifyView {
+        intact: report.intact(),
+        verdicts: report
+            .verdicts
+            .iter()
+            .map(|v| model::VerdictView {
+                kind: v.kind.name().to_string(),
+                first_seq: v.first_seq,
+                last_seq: v.last_seq,
+                file: v.file.clone(),
+                line: v.line,
+                detail: v.detail.clone(),
+                count: v.count,
+            })
+            .collect(),
+        notes: report.notes.clone(),
+        records: report.summary.records,
+        covered: report.summary.covered,
+        text: verify::render_text(&report),
+    };
+    let names: Vec<String> = files.iter().map(|f| audit_log::segment::file_name(f)).collect();
+
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    let bar = (opts.progress && std::io::stderr().is_terminal() && total >= PROGRESS_FROM).then(|| {
+        let b = indicatif::ProgressBar::new(total);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let tr = std::time::Instant::now();
+    if std::env::var_os("REPLAY_TIMING").is_some() {
+        eprintln!("verify {:?}", tr.duration_since(t0));
+    }
+    let items = source::read(&files, opts.keep_records, &|n| {
+        if let Some(b) = &bar {
+            b.inc(n);
+        }
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let t1 = std::time::Instant::now();
+    let items = items?;
+    let mut built = build::build(items, &view, &names, live);
+    let t2 = std::time::Instant::now();
+    filter::apply(&mut built, &opts.filters)?;
+    if std::env::var_os("REPLAY_TIMING").is_some() {
+        eprintln!("verify+read {:?} build {:?} filter {:?}", t1.duration_since(t0), t2.duration_since(t1), t2.elapsed());
+    }
+    Ok(Replay {
+        files: names,
+        verify: view,
+        sessions: built.sessions,
+        processes: built.processes,
+        events: built.events,
+        entries: built.entries,
+        filters: opts.filters.echo(),
+        live,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+//! The fast path for the bulk of a log (process, file, network and
+//! privilege records): a typed, borrowing parse of only what the tree and
+//! the filters need, with no JSON value tree built. A line that does not
+//! fit it (another kind, a field of an unexpected type, a duplicate key)
+//! takes the general path in [`crate::event::from_json`]; both give the
+//! same [`Event`] (tested), except that the summary is left to render time.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+use crate::event::{Actor, Category, Detail, Event};
+
+#[derive(Deserialize)]
+struct LiteProc<'a> {
+    pid: u64,
+    tid: Option<u64>,
+    ppid: Option<u64>,
+    uid: Option<u64>,
+    gid: Option<u64>,
+    euid: Option<u64>,
+    egid: Option<u64>,
+    #[serde(borrow)]
+    comm: Option<Cow<'a, str>>,
+    cgroup_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct Lite<'a> {
+    seq: u64,
+    time_ns: u64,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    hash: Cow<'a, str>,
+    #[serde(borrow, rename = "proc")]
+    proc_: Option<LiteProc<'a>>,
+    #[serde(borrow)]
+    result: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    new_path: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    filename: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    target: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Option<Cow<'a, str>>,
+    child_pid: Option<u64>,
+    child_tid: Option<u64>,
+    thread: Option<u64>,
+    exit_code: Option<i64>,
+    signal: Option<i64>,
+    core_dumped: Option<u64>,
+    #[serde(borrow)]
+    argv: Option<Vec<Cow<'a, str>>>,
+    argv_truncated: Option<u64>,
+}
+
+fn u32_or_max(v: Option<u64>) -> u32 {
+    v.and_then(|v| u32::try_from(v).ok()).unwrap_or(u32::MAX)
+}
+
+/// `Some` when the line fits the fast path.
+pub fn parse(line: &[u8]) -> Option<Event> {
+    let l: Lite = serde_json::from_slice(line).ok()?;
+    let category = Category::of_kind(&l.kind);
+    if !matches!(
+        category,
+        Category::Process | Category::File | Category::Network | Category::Privilege
+    ) {
+        return None;
+    }
+    let actor = match l.proc_ {
+        Some(p) => Some(Actor {
+            pid: u32::try_from(p.pid).ok()?,
+            tid: u32_or_max(p.tid),
+            ppid: u32_or_max(p.ppid),
+            uid: u32_or_max(p.uid),
+            gid: u32_or_max(p.gid),
+            euid: u32_or_max(p.euid),
+            egid: u32_or_max(p.egid),
+            comm: p.comm.map_or(String::new(), Cow::into_owned),
+            cgroup_id: p.cgroup_id.unwrap_or(0),
+        }),
+        None => None,
+    };
+    let failed = l.result.as_deref() == Some("failure");
+    let mut paths: Vec<String> = [&l.path, &l.new_path, &l.filename, &l.target, &l.namespace]
+        .into_iter()
+        .filter_map(|p| p.as_deref().map(str::to_string))
+        .collect();
+    paths.dedup();
+    let flag = |v: Option<u64>| v == Some(1);
+    let detail = match l.kind.as_ref() {
+        "exec" if !failed => Detail::Exec {
+            filename: l.filename.as_deref().unwrap_or("").to_string(),
+            argv: l
+                .argv
+                .unwrap_or_default()
+                .into_iter()
+                .map(Cow::into_owned)
+                .collect(),
+            argv_truncated: flag(l.argv_truncated),
+        },
+        "fork" => Detail::Fork {
+            child_pid: u32_or_max(l.child_pid),
+            child_tid: u32_or_max(l.child_tid),
+            thread: flag(l.thread),
+        },
+        "exit" => Detail::Exit {
+            thread: flag(l.thread),
+            code: l.exit_code,
+            signal: l.signal,
+            core_dumped: flag(l.core_dumped),
+        },
+        _ => Detail::None,
+    };
+    Some(Event {
+        seq: l.seq,
+        hash: l.hash.into_owned(),
+        time_ns: l.time_ns,
+        kind: l.kind.into_owned(),
+        category,
+        actor,
+        detail,
+        summary: String::new(),
+        paths,
+        failed,
+        mark: None,
+        file: 0,
+        line: 0,
+        raw: None,
+    })
+}

@@ -1,0 +1,216 @@
+//! `--format json`: one JSON object, documented in docs/REPLAY.md. Written
+//! by hand, entry by entry (a million-record timeline must not be built as
+//! one value in memory first); each timeline entry is on its own line.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use super::{label, status};
+use crate::{
+    event::Creds,
+    model::{End, Entry, Mark, Origin, Process, Replay, Trust},
+    time,
+};
+
+/// Bumped on any change that is not purely additive.
+pub const FORMAT_VERSION: u64 = 1;
+
+fn s(v: &str) -> String {
+    // Serialising a &str cannot fail.
+    serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into())
+}
+
+fn creds(c: &Creds) -> Value {
+    json!({"uid": c.uid, "euid": c.euid, "gid": c.gid, "egid": c.egid})
+}
+
+fn process(p: &Process, live: bool) -> Value {
+    let (origin, origin_seq) = match p.origin {
+        Origin::Forked(s) => ("fork", s),
+        Origin::FirstSeen(s) => ("first_seen", s),
+    };
+    let end = match p.end {
+        End::Exited => "exited",
+        End::SessionEnded => "session_ended",
+        End::PidReused => "pid_reused",
+        End::Running => "running",
+    };
+    json!({
+        "id": p.id,
+        "pid": p.pid,
+        "ppid": p.ppid,
+        "parent": p.parent,
+        "children": p.children,
+        "session": p.session,
+        "origin": origin,
+        "origin_seq": origin_seq,
+        "start_ns": p.start_ns,
+        "end_ns": p.end_ns,
+        "comm": p.comm,
+        "label": label(p),
+        "creds": creds(&p.creds),
+        "execs": p.execs.iter().map(|e| json!({
+            "seq": e.seq,
+            "time_ns": e.time_ns,
+            "filename": e.filename,
+            "argv": e.argv,
+            "argv_truncated": e.argv_truncated,
+            "comm": e.comm,
+            "creds": creds(&e.creds),
+        })).collect::<Vec<_>>(),
+        "cred_changes": p.cred_changes.iter().map(|c| json!({
+            "seq": c.seq,
+            "time_ns": c.time_ns,
+            "kind": c.kind,
+            "from": creds(&c.from),
+            "to": creds(&c.to),
+        })).collect::<Vec<_>>(),
+        "exit": p.exit.as_ref().map(|e| json!({
+            "seq": e.seq,
+            "time_ns": e.time_ns,
+            "exit_code": e.code,
+            "signal": e.signal,
+            "core_dumped": e.core_dumped,
+        })),
+        "end": end,
+        "status": status(p, live),
+        "threads": p.threads,
+        "records": p.records,
+        "file_actions": p.file_actions,
+        "network_actions": p.network_actions,
+        "privilege_actions": p.privilege_actions,
+        "failed_actions": p.failed_actions,
+        "matched": p.matched,
+    })
+}
+
+fn mark(m: &Mark) -> Value {
+    json!({
+        "type": "mark",
+        "mark": m.kind.name(),
+        "seq": m.seq,
+        "last_seq": m.last_seq,
+        "time_ns": m.time_ns,
+        "session": m.session,
+        "verdict": m.verdict,
+        "file": m.file,
+        "line": m.line,
+        "detail": m.detail,
+    })
+}
+
+pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
+    let v = &r.verify;
+    let head = json!({
+        "format": "sandbox-audit-replay",
+        "version": FORMAT_VERSION,
+        "files": r.files,
+        "live": r.live,
+        "verify": {
+            "intact": v.intact,
+            "records": v.records,
+            "covered_by_checkpoint": v.covered,
+            "verdicts": v.verdicts.iter().map(|d| json!({
+                "kind": d.kind,
+                "first_seq": d.first_seq,
+                "last_seq": d.last_seq,
+                "file": d.file,
+                "line": d.line,
+                "detail": d.detail,
+                "count": d.count,
+            })).collect::<Vec<_>>(),
+            "notes": v.notes,
+            "text": v.text,
+        },
+        "filters": {
+            "since_ns": r.filters.since_ns,
+            "until_ns": r.filters.until_ns,
+            "sandbox": r.filters.sandbox,
+            "pid": r.filters.pid,
+            "descendants": r.filters.descendants,
+            "kinds": r.filters.kinds,
+            "path": r.filters.path,
+        },
+        "sessions": r.sessions.iter().enumerate().map(|(i, s)| json!({
+            "id": i,
+            "start_seq": s.start_seq,
+            "start_ns": s.start_ns,
+            "last_seq": s.last_seq,
+            "last_ns": s.last_ns,
+            "scope": {
+                "mode": s.scope.mode,
+                "path": s.scope.path,
+                "cgroup_id": s.scope.cgroup_id,
+                "pid": s.scope.root_pid,
+                "command": s.scope.command,
+            },
+            "stop": s.stop.as_ref().map(|(seq, t, reason)| json!({"seq": seq, "time_ns": t, "reason": reason})),
+            "complete": s.stop.is_some(),
+            "matched": s.matched,
+        })).collect::<Vec<_>>(),
+    });
+    // The head object, left open for "processes" and "timeline".
+    let mut head_text = head.to_string();
+    head_text.pop();
+    out.write_all(head_text.as_bytes())?;
+    out.write_all(b",\n\"processes\":[")?;
+    let mut first = true;
+    for p in r.processes.iter().filter(|p| p.shown) {
+        if !first {
+            out.write_all(b",")?;
+        }
+        first = false;
+        out.write_all(b"\n")?;
+        serde_json::to_writer(&mut *out, &process(p, r.live))?;
+    }
+    out.write_all(b"],\n\"timeline\":[")?;
+    super::par_render(&r.entries, out, |i, e, line| {
+        if i > 0 {
+            line.push(',');
+        }
+        line.push('\n');
+        match e {
+            Entry::Mark(m) => line.push_str(&mark(m).to_string()),
+            Entry::Record {
+                event,
+                process,
+                session,
+                trust,
+            } => {
+                let ev = &r.events[*event];
+                use std::fmt::Write as _;
+                let opt = |v: Option<usize>| v.map_or("null".to_string(), |v| v.to_string());
+                let _ = write!(
+                    line,
+                    "{{\"type\":\"record\",\"seq\":{},\"hash\":{},\"time_ns\":{},\"time\":\"{}\",\"kind\":{},\"category\":\"{}\",\"process\":{},\"session\":{},\"pid\":{},\"tid\":{},\"trust\":\"{}\",\"verdict\":{},\"failed\":{},\"mark\":{},\"file\":{},\"line\":{},\"summary\":{},\"record\":",
+                    ev.seq,
+                    s(&ev.hash),
+                    ev.time_ns,
+                    time::rfc3339(ev.time_ns),
+                    s(&ev.kind),
+                    ev.category.name(),
+                    opt(*process),
+                    opt(*session),
+                    ev.actor.as_ref().map_or("null".into(), |a| a.pid.to_string()),
+                    ev.actor.as_ref().map_or("null".into(), |a| a.tid.to_string()),
+                    trust.name(),
+                    match trust {
+                        Trust::Unverified(v) => v.to_string(),
+                        _ => "null".into(),
+                    },
+                    ev.failed,
+                    ev.mark.map_or("null".into(), |m| format!("\"{}\"", m.name())),
+                    s(r.file_name(ev.file)),
+                    ev.line,
+                    s(&ev.summary()),
+                );
+                // The stored line is a JSON object already (it parsed).
+                line.push_str(ev.raw.as_deref().unwrap_or("null"));
+                line.push('}');
+            }
+        }
+    })?;
+    out.write_all(b"\n]}\n")?;
+    Ok(())
+}

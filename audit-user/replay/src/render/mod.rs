@@ -1,0 +1,176 @@
+//! The three output formats, and what they share: how a process is named,
+//! how it ended, and the process tree laid out without recursion.
+
+pub mod html;
+pub mod json;
+pub mod text;
+
+use std::io::{self, Write};
+
+use crate::{
+    display::{command_line, inert},
+    event::{Creds, exit_text},
+    model::{End, Origin, Process, Replay},
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Json,
+    Html,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Option<Format> {
+        match s {
+            "text" => Some(Format::Text),
+            "json" => Some(Format::Json),
+            "html" => Some(Format::Html),
+            _ => None,
+        }
+    }
+
+    /// Whether the format shows each record's stored line.
+    pub fn shows_records(self) -> bool {
+        !matches!(self, Format::Text)
+    }
+}
+
+pub fn render(r: &Replay, f: Format, out: &mut dyn Write) -> io::Result<()> {
+    match f {
+        Format::Text => text::render(r, out),
+        Format::Json => json::render(r, out),
+        Format::Html => html::render(r, out),
+    }
+}
+
+/// Renders `entries` in parallel blocks (summaries are made from the
+/// stored lines here, which is most of the work), written in order.
+/// `f(index, entry, buffer)` appends one entry.
+pub fn par_render(
+    entries: &[crate::model::Entry],
+    out: &mut dyn Write,
+    f: impl Fn(usize, &crate::model::Entry, &mut String) + Sync,
+) -> io::Result<()> {
+    const BLOCK: usize = 8192;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let f = &f;
+    for (g, group) in entries.chunks(BLOCK * workers).enumerate() {
+        let base = g * BLOCK * workers;
+        let bufs: Vec<Option<String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = group
+                .chunks(BLOCK)
+                .enumerate()
+                .map(|(k, block)| {
+                    s.spawn(move || {
+                        let mut buf = String::with_capacity(block.len() * 256);
+                        for (j, e) in block.iter().enumerate() {
+                            f(base + k * BLOCK + j, e, &mut buf);
+                        }
+                        buf
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().ok()).collect()
+        });
+        for b in bufs {
+            let b = b.ok_or_else(|| io::Error::other("internal error while rendering"))?;
+            out.write_all(b.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+/// What the process runs: its last exec's command line, or for a process
+/// that never exec'd, `(fork of COMM)` / `(COMM)`. Made inert.
+pub fn label(p: &Process) -> String {
+    match p.argv() {
+        Some(argv) if !argv.is_empty() => command_line(argv),
+        Some(_) => format!("({})", inert(&p.execs.last().map_or(String::new(), |e| e.filename.clone()))),
+        None => match p.origin {
+            Origin::Forked(_) => format!("(fork of {})", inert(&p.comm)),
+            Origin::FirstSeen(_) => format!("({})", inert(&p.comm)),
+        },
+    }
+}
+
+/// How it ended: `status 3`, `killed by SIGKILL`, or why no exit is known.
+pub fn status(p: &Process, live: bool) -> String {
+    if let Some(e) = &p.exit {
+        return exit_text(e.code, e.signal, e.core_dumped);
+    }
+    match p.end {
+        End::Exited => "exited".into(),
+        End::SessionEnded => "no exit recorded (the session ended first)".into(),
+        End::PidReused => "no exit recorded (its pid was reused: exit lost)".into(),
+        End::Running if live => "still running".into(),
+        End::Running => "no exit recorded before the log ends".into(),
+    }
+}
+
+pub fn creds_text(c: &Creds) -> String {
+    let mut s = format!("uid {}", c.uid);
+    if c.euid != c.uid {
+        s += &format!(" euid {}", c.euid);
+    }
+    s += &format!(" gid {}", c.gid);
+    if c.egid != c.gid {
+        s += &format!(" egid {}", c.egid);
+    }
+    s
+}
+
+/// One line of the process tree.
+pub struct TreeRow {
+    pub id: usize,
+    pub depth: usize,
+    /// pstree-style drawing before the label (`│  ├─ `).
+    pub prefix: String,
+    /// The drawing for lines that continue this process (`│  │  `).
+    pub cont: String,
+}
+
+/// Deeper than this, the drawing is replaced by the depth (a hostile fork
+/// chain must not make the output quadratic).
+const MAX_DRAWN_DEPTH: usize = 40;
+
+pub fn tree_rows(r: &Replay) -> Vec<TreeRow> {
+    let mut rows = Vec::new();
+    // (id, depth, continuation of the parent, last among siblings)
+    let roots = r.roots();
+    let mut stack: Vec<(usize, usize, String, bool)> = roots
+        .iter()
+        .enumerate()
+        .rev()
+        .map(|(i, &id)| (id, 0, String::new(), i + 1 == roots.len()))
+        .collect();
+    while let Some((id, depth, parent_cont, last)) = stack.pop() {
+        let (prefix, cont) = if depth == 0 {
+            (String::new(), String::new())
+        } else if depth > MAX_DRAWN_DEPTH {
+            (format!("[depth {depth}] └─ "), format!("[depth {depth}]    "))
+        } else {
+            (
+                format!("{parent_cont}{}", if last { "└─ " } else { "├─ " }),
+                format!("{parent_cont}{}", if last { "   " } else { "│  " }),
+            )
+        };
+        let kids: Vec<usize> = r.processes[id]
+            .children
+            .iter()
+            .copied()
+            .filter(|&c| r.processes[c].shown)
+            .collect();
+        for (i, &c) in kids.iter().enumerate().rev() {
+            stack.push((c, depth + 1, cont.clone(), i + 1 == kids.len()));
+        }
+        rows.push(TreeRow {
+            id,
+            depth,
+            prefix,
+            cont,
+        });
+    }
+    rows
+}
