@@ -17,6 +17,12 @@ const APT_PACKAGES: &[&str] = &[
     "libpolly-22-dev",
     "zlib1g-dev",
     "libzstd-dev",
+    // Real receivers for the shipping tests (tests/ship): rsyslogd with
+    // imtcp, gtls and imrelp; certificates come from openssl.
+    "rsyslog",
+    "rsyslog-gnutls",
+    "rsyslog-relp",
+    "openssl",
 ];
 
 fn run_all() -> Result<()> {

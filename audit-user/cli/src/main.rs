@@ -3,6 +3,7 @@
 use std::{ffi::OsString, io, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Result;
+mod ship_args;
 mod store_args;
 
 use audit_capture::{
@@ -15,6 +16,7 @@ use audit_capture::{
     syscalls::Family,
 };
 use clap::{Args, Parser, Subcommand};
+use ship_args::ShipArgs;
 use store_args::{CheckpointArgs, KeygenArgs, StoreArgs, VerifyArgs, with_store};
 
 #[derive(Parser)]
@@ -77,6 +79,8 @@ enum Cmd {
         capture: CaptureArgs,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        ship: ShipArgs,
     },
     /// Run CMD in a fresh cgroup and audit it and all its descendants until
     /// the last one exits; exits with CMD's status.
@@ -88,6 +92,8 @@ enum Cmd {
         capture: CaptureArgs,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        ship: ShipArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -149,6 +155,7 @@ fn main() -> ExitCode {
             pid,
             capture,
             store,
+            ship,
         } => {
             let target = match (cgroup, pid) {
                 (Some(c), _) => Target::Cgroup(c),
@@ -156,7 +163,8 @@ fn main() -> ExitCode {
                 (None, None) => unreachable!("clap requires --cgroup or --pid"),
             };
             let result = capture.probe_options().and_then(|o| {
-                with_store(
+                let shippers = ship.start(&store.log_dir)?;
+                let r = with_store(
                     &store,
                     capture_config(&capture),
                     |sink| {
@@ -165,11 +173,13 @@ fn main() -> ExitCode {
                             &o,
                             Duration::from_millis(capture.drain_interval_ms),
                             &stop,
-                            sink,
+                            &mut shippers.sink(sink),
                         )
                     },
                     |_| format!("signal {}", stop.last()),
-                )
+                );
+                shippers.finish();
+                r
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -180,6 +190,7 @@ fn main() -> ExitCode {
             cgroup_parent,
             capture,
             store,
+            ship,
             command,
         } => {
             let result = capture.probe_options().and_then(|probe| {
@@ -189,15 +200,18 @@ fn main() -> ExitCode {
                     probe,
                     interval: Duration::from_millis(capture.drain_interval_ms),
                 };
-                with_store(
+                let shippers = ship.start(&store.log_dir)?;
+                let r = with_store(
                     &store,
                     capture_config(&capture),
-                    |sink| exec(&opts, &stop, sink),
+                    |sink| exec(&opts, &stop, &mut shippers.sink(sink)),
                     |r| match r {
                         Ok(o) => format!("command ended with status {}", o.code()),
                         Err(e) => format!("error: {e:#}"),
                     },
-                )
+                );
+                shippers.finish();
+                r
             });
             match result {
                 Ok(outcome) => ExitCode::from(outcome.code().clamp(0, 255) as u8),

@@ -70,7 +70,7 @@ pub fn tcp_connect(dest: &Destination, timeout: Duration) -> Result<TcpStream, S
             Ok(s) => {
                 let _ = s.set_nodelay(true);
                 // A receiver that stops reading must not block us forever.
-                let _ = s.set_write_timeout(Some(Duration::from_secs(30)));
+                let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
                 return Ok(s);
             }
             Err(e) => last = Some(format!("connect to {a}: {e}")),
@@ -98,6 +98,8 @@ pub fn connect(dest: &Destination, cfg: &TransportConfig) -> Result<Box<dyn Tran
             let mut sock = tcp_connect(dest, cfg.connect_timeout)?;
             let mut conn = ClientConnection::new(tls_cfg, name)
                 .map_err(|e| transport_error(dest, format!("TLS: {e}")))?;
+            // A batch is encrypted whole before flush() writes it out.
+            conn.set_buffer_limit(None);
             let _ = sock.set_read_timeout(Some(cfg.connect_timeout));
             while conn.is_handshaking() {
                 conn.complete_io(&mut sock).map_err(|e| {
