@@ -205,11 +205,12 @@ impl Reader {
                 }
                 return Ok(());
             }
+            let base = self.pos.offset;
             for (start, line) in lines {
                 if out.len() >= max || self.pos.next_seq >= limit {
                     return Ok(());
                 }
-                let line_start = self.pos.offset + start as u64;
+                let line_start = base + start as u64;
                 let at = format!("{}:{line_start}", path.display());
                 let p = parse_line(line).map_err(|e| ShipError::Chain {
                     at: at.clone(),
