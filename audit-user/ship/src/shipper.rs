@@ -384,6 +384,9 @@ impl Destinationworker {
             if self.stopped() {
                 return Ended::Stopped;
             }
+            // `finishing` first: finish() sets `durable` before it, so a
+            // finishing loop never judges itself idle on a stale durable point.
+            let finishing = self.shared.finishing.load(Ordering::SeqCst);
             let durable = self.shared.durable.load(Ordering::SeqCst);
             let room = t.window().saturating_sub(p.in_flight.len());
             let mut sent = 0;
@@ -426,8 +429,7 @@ impl Destinationworker {
             if p.last_save.elapsed() >= Duration::from_millis(100) {
                 self.save(p);
             }
-            let idle =
-                self.shared.finishing.load(Ordering::SeqCst) && sent == 0 && p.in_flight.is_empty();
+            let idle = finishing && sent == 0 && p.in_flight.is_empty();
             if idle {
                 self.save(p);
             }
