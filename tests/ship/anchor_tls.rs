@@ -25,7 +25,12 @@ fn exec_shipping(dir: &Path, name: &str, ship: &[&str]) -> String {
         .arg(dir.join(format!("{name}-state")))
         .args(["--ship-backoff-max-ms", "500"])
         .args(ship)
-        .args(["--", "sh", "-c", "for i in 1 2 3 4 5 6 7 8; do /bin/true; sleep 0.2; done"])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do /bin/true; sleep 0.2; done",
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
@@ -41,16 +46,29 @@ fn receivers_file_catches_a_cut_tail_and_a_replaced_log() {
     exec_shipping(&dir.0, "a", &["--ship", &url, "--ship-drain-ms", "20000"]);
     let log = dir.0.join("a-log");
     let last = *stored(&log).keys().last().unwrap();
-    harness::wait_for("the whole log at the receiver", Duration::from_secs(60), || {
-        rs.received().iter().any(|(s, _)| *s == last)
-    });
+    harness::wait_for(
+        "the whole log at the receiver",
+        Duration::from_secs(60),
+        || rs.received().iter().any(|(s, _)| *s == last),
+    );
     let recv = rs.out.to_str().unwrap().to_string();
     let (code, text) = verify(&["--anchor", &recv, log.to_str().unwrap()]);
-    assert_eq!(code, 0, "the shipped log verifies against its receiver: {text}");
+    assert_eq!(
+        code, 0,
+        "the shipped log verifies against its receiver: {text}"
+    );
 
     // Cut the tail of a copy (the store's own files are append-only).
     let cut = dir.0.join("cut");
-    assert!(Command::new("cp").arg("-r").arg(&log).arg(&cut).status().unwrap().success());
+    assert!(
+        Command::new("cp")
+            .arg("-r")
+            .arg(&log)
+            .arg(&cut)
+            .status()
+            .unwrap()
+            .success()
+    );
     let seg = audit_log::segment::list(&cut).unwrap().pop().unwrap();
     let data = fs::read(&seg).unwrap();
     let (lines, _) = audit_log::segment::split_lines(&data);
@@ -74,10 +92,19 @@ fn tls_refuses_a_wrong_ca_and_a_wrong_name_clearly() {
     let rs = Rsyslog::start(&dir.0, Input::Tls(&certs));
     let url = format!("syslog+tls://127.0.0.1:{}", rs.port);
     let cases = [
-        ("ca", vec!["--ship-ca", other_ca.to_str().unwrap()], "UnknownIssuer"),
+        (
+            "ca",
+            vec!["--ship-ca", other_ca.to_str().unwrap()],
+            "UnknownIssuer",
+        ),
         (
             "name",
-            vec!["--ship-ca", certs.ca.to_str().unwrap(), "--ship-server-name", "wrong.example"],
+            vec![
+                "--ship-ca",
+                certs.ca.to_str().unwrap(),
+                "--ship-server-name",
+                "wrong.example",
+            ],
             "not valid for name \"wrong.example\"",
         ),
     ];
@@ -86,16 +113,23 @@ fn tls_refuses_a_wrong_ca_and_a_wrong_name_clearly() {
         ship.extend(flags);
         let err = exec_shipping(&dir.0, name, &ship);
         assert!(
-            err.contains("TLS handshake with 127.0.0.1") && err.contains("invalid peer certificate") && err.contains(why),
+            err.contains("TLS handshake with 127.0.0.1")
+                && err.contains("invalid peer certificate")
+                && err.contains(why),
             "{name}: {err}"
         );
         let outages = stored_kind(&dir.0.join(format!("{name}-log")), "ship_outage");
         assert!(
-            outages.iter().any(|o| o["error"].as_str().unwrap_or("").contains(why)),
+            outages
+                .iter()
+                .any(|o| o["error"].as_str().unwrap_or("").contains(why)),
             "{name}: the refusal is not in the chain: {outages:?}"
         );
         // Capture went on: the command's processes are in the log.
         assert!(!stored_kind(&dir.0.join(format!("{name}-log")), "exec").is_empty());
     }
-    assert!(rs.received().is_empty(), "nothing may reach an unverified receiver");
+    assert!(
+        rs.received().is_empty(),
+        "nothing may reach an unverified receiver"
+    );
 }

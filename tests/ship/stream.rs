@@ -56,7 +56,10 @@ fn duplicates(recv: &[(u64, String)]) -> Vec<u64> {
     for (s, _) in recv {
         *n.entry(*s).or_default() += 1;
     }
-    n.into_iter().filter(|(_, c)| *c > 1).map(|(s, _)| s).collect()
+    n.into_iter()
+        .filter(|(_, c)| *c > 1)
+        .map(|(s, _)| s)
+        .collect()
 }
 
 /// Runs the story; `window` bounds the duplicates of the receiver's outage
@@ -68,16 +71,23 @@ fn ship_story(dir: &TempDir, input: Input, scheme: &str, extra: &[String], windo
     let work = Workload::start();
     let log = root.join("log");
     let state = root.join("state");
-    let mut agent = Agent::start(agent_args(&root, work.pid(), &url, extra), root.join("agent.stderr"));
+    let mut agent = Agent::start(
+        agent_args(&root, work.pid(), &url, extra),
+        root.join("agent.stderr"),
+    );
 
-    wait_for("the first 200 records at the receiver", LONG, || distinct(&rs) >= 200);
+    wait_for("the first 200 records at the receiver", LONG, || {
+        distinct(&rs) >= 200
+    });
     rs.kill();
     std::thread::sleep(Duration::from_secs(5));
     rs.restart();
     let after_outage = distinct(&rs);
-    wait_for("shipping to resume after the receiver's outage", LONG, || {
-        distinct(&rs) >= after_outage + 200
-    });
+    wait_for(
+        "shipping to resume after the receiver's outage",
+        LONG,
+        || distinct(&rs) >= after_outage + 200,
+    );
 
     agent.kill9();
     let cursor_at_kill = cursor_next_seq(&state).expect("a cursor after shipping");
@@ -98,16 +108,33 @@ fn ship_story(dir: &TempDir, input: Input, scheme: &str, extra: &[String], windo
     let recv = rs.received();
     let mut got: BTreeMap<u64, &String> = BTreeMap::new();
     for (seq, json) in &recv {
-        assert!(store.contains_key(seq), "the receiver has seq {seq}, the store does not");
-        assert_eq!(json, &store[seq], "seq {seq} differs between receiver and store");
+        assert!(
+            store.contains_key(seq),
+            "the receiver has seq {seq}, the store does not"
+        );
+        assert_eq!(
+            json, &store[seq],
+            "seq {seq} differs between receiver and store"
+        );
         got.insert(*seq, json);
     }
-    let missing: Vec<u64> = store.keys().filter(|s| !got.contains_key(s)).copied().collect();
-    assert!(missing.is_empty(), "missing at the receiver: {missing:?}\n{}", agent.log());
+    let missing: Vec<u64> = store
+        .keys()
+        .filter(|s| !got.contains_key(s))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing at the receiver: {missing:?}\n{}",
+        agent.log()
+    );
 
     // Every line carries origin, seq and hash in the structured data.
     let raw = rs.raw();
-    let first = raw.lines().find(|l| l.contains("seq=\"0\"")).expect("seq 0 line");
+    let first = raw
+        .lines()
+        .find(|l| l.contains("seq=\"0\""))
+        .expect("seq 0 line");
     let genesis: serde_json::Value = serde_json::from_str(&store[&0]).unwrap();
     assert!(
         first.starts_with(&format!(
@@ -121,7 +148,11 @@ fn ship_story(dir: &TempDir, input: Input, scheme: &str, extra: &[String], windo
     // Duplicates: those after the agent's SIGKILL are records the cursor had
     // not yet passed; the rest come from the receiver's outage.
     let dups = duplicates(&recv);
-    let from_outage: Vec<u64> = dups.iter().copied().filter(|s| *s < cursor_at_kill).collect();
+    let from_outage: Vec<u64> = dups
+        .iter()
+        .copied()
+        .filter(|s| *s < cursor_at_kill)
+        .collect();
     if let Some(w) = window {
         assert!(
             from_outage.len() <= w,
@@ -136,14 +167,27 @@ fn ship_story(dir: &TempDir, input: Input, scheme: &str, extra: &[String], windo
 
     // The outage and its end are in the chain.
     let outages = stored_kind(&log, "ship_outage");
-    assert!(outages.iter().any(|o| o["destination"] == url.as_str()), "no ship_outage record");
+    assert!(
+        outages.iter().any(|o| o["destination"] == url.as_str()),
+        "no ship_outage record"
+    );
     let resumed = stored_kind(&log, "ship_resumed");
-    assert!(resumed.iter().any(|o| o["destination"] == url.as_str() && o["backlog"].is_u64()));
+    assert!(
+        resumed
+            .iter()
+            .any(|o| o["destination"] == url.as_str() && o["backlog"].is_u64())
+    );
 
     // The status file says where shipping stands.
-    let status_dir = std::fs::read_dir(&state).unwrap().flatten().next().unwrap().path();
+    let status_dir = std::fs::read_dir(&state)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
     let status: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(status_dir.join("status.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(status_dir.join("status.json")).unwrap())
+            .unwrap();
     assert_eq!(status["destination"], url.as_str());
     assert_eq!(status["next_seq"], last + 1);
 
@@ -164,7 +208,10 @@ fn syslog_tcp_delivers_every_record_across_outages() {
 fn syslog_tls_delivers_every_record_across_outages() {
     let dir = TempDir::new("ship-tls");
     let certs = harness::make_certs(&dir.0);
-    let extra = vec!["--ship-ca".to_string(), certs.ca.to_str().unwrap().to_string()];
+    let extra = vec![
+        "--ship-ca".to_string(),
+        certs.ca.to_str().unwrap().to_string(),
+    ];
     ship_story(&dir, Input::Tls(&certs), "syslog+tls", &extra, None);
 }
 

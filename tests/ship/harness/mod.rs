@@ -23,7 +23,10 @@ use serde_json::Value;
 pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
     while !f() {
-        assert!(Instant::now() < end, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -53,12 +56,31 @@ pub struct Certs {
 }
 
 pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (ca, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    sh(Command::new("openssl").args(["req", "-x509", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj"])
+    let (ca, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    sh(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+        ])
         .arg(format!("/CN={name}"))
-        .args(["-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-            "keyUsage=critical,keyCertSign,cRLSign", "-keyout"])
+        .args([
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&ca));
@@ -77,12 +99,23 @@ pub fn make_certs(dir: &Path) -> Certs {
          keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     )
     .unwrap();
-    sh(Command::new("openssl").args(["req", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:prime256v1", "-nodes", "-subj", "/CN=localhost", "-keyout"])
+    sh(Command::new("openssl")
+        .args([
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&csr));
-    sh(Command::new("openssl").args(["x509", "-req", "-days", "2", "-in"])
+    sh(Command::new("openssl")
+        .args(["x509", "-req", "-days", "2", "-in"])
         .arg(&csr)
         .arg("-CA")
         .arg(&ca)
@@ -124,7 +157,9 @@ impl Rsyslog {
         let (module, input_line) = match input {
             Input::Tcp => (
                 "module(load=\"imtcp\")".to_string(),
-                format!("input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"ship\")"),
+                format!(
+                    "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"ship\")"
+                ),
             ),
             Input::Tls(c) => {
                 conf.push_str(&format!(
@@ -138,7 +173,9 @@ impl Rsyslog {
                     "module(load=\"imtcp\" StreamDriver.Name=\"gtls\" StreamDriver.Mode=\"1\" \
                      StreamDriver.AuthMode=\"anon\")"
                         .to_string(),
-                    format!("input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"ship\")"),
+                    format!(
+                        "input(type=\"imtcp\" address=\"127.0.0.1\" port=\"{port}\" ruleset=\"ship\")"
+                    ),
                 )
             }
             Input::Relp => (
@@ -194,15 +231,19 @@ impl Rsyslog {
         self.child = Some(child);
         let port = self.port;
         let stderr = self.dir.join("rsyslogd.stderr");
-        wait_for(&format!("rsyslogd listening on {port}"), Duration::from_secs(30), || {
-            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "rsyslogd exited ({st}): {}",
-                    fs::read_to_string(&stderr).unwrap_or_default()
-                );
-            }
-            TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
+        wait_for(
+            &format!("rsyslogd listening on {port}"),
+            Duration::from_secs(30),
+            || {
+                if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                    panic!(
+                        "rsyslogd exited ({st}): {}",
+                        fs::read_to_string(&stderr).unwrap_or_default()
+                    );
+                }
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
+        );
     }
 
     pub fn kill(&mut self) {
