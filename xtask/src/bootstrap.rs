@@ -22,6 +22,12 @@ const APT_PACKAGES: &[&str] = &[
     "busybox-static",
     // Headless browser for the replay HTML test (tests/replay).
     "chromium",
+    // Real receivers for the shipping tests (tests/ship): rsyslogd with
+    // imtcp, gtls and imrelp; certificates come from openssl.
+    "rsyslog",
+    "rsyslog-gnutls",
+    "rsyslog-relp",
+    "openssl",
 ];
 
 fn run_all() -> Result<()> {

@@ -4,6 +4,7 @@ use std::{ffi::OsString, io, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Result;
 mod replay_args;
+mod ship_args;
 mod store_args;
 
 use audit_capture::{
@@ -17,6 +18,7 @@ use audit_capture::{
     syscalls::Family,
 };
 use clap::{Args, Parser, Subcommand};
+use ship_args::ShipArgs;
 use store_args::{CheckpointArgs, KeygenArgs, StoreArgs, VerifyArgs, with_store};
 
 #[derive(Parser)]
@@ -85,6 +87,8 @@ enum Cmd {
         capture: CaptureArgs,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        ship: ShipArgs,
     },
     /// Run CMD in a fresh cgroup and audit it and all its descendants until
     /// the last one exits; exits with CMD's status.
@@ -107,6 +111,8 @@ enum Cmd {
         capture: CaptureArgs,
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        ship: ShipArgs,
         /// The command and its arguments.
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<OsString>,
@@ -201,6 +207,7 @@ fn main() -> ExitCode {
             fail_closed,
             capture,
             store,
+            ship,
         } => {
             let target = match (cgroup, pid) {
                 (Some(c), _) => Target::Cgroup(c),
@@ -209,7 +216,8 @@ fn main() -> ExitCode {
             };
             let result = capture.probe_options().and_then(|mut o| {
                 o.protect = vec![store.log_dir.clone(), store.key_dir.clone()];
-                with_store(
+                let shippers = ship.start(&store.log_dir)?;
+                let r = with_store(
                     &store,
                     capture_config(&capture),
                     |sink| {
@@ -219,11 +227,13 @@ fn main() -> ExitCode {
                             Duration::from_millis(capture.drain_interval_ms),
                             fail_closed,
                             stop,
-                            sink,
+                            &mut shippers.sink(sink),
                         )
                     },
                     |_| format!("signal {}", stop.last()),
-                )
+                );
+                shippers.finish();
+                r
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -237,6 +247,7 @@ fn main() -> ExitCode {
             net,
             capture,
             store,
+            ship,
             command,
         } => {
             let isolation = if no_isolation {
@@ -257,15 +268,18 @@ fn main() -> ExitCode {
                     interval: Duration::from_millis(capture.drain_interval_ms),
                     isolation,
                 };
-                with_store(
+                let shippers = ship.start(&store.log_dir)?;
+                let r = with_store(
                     &store,
                     capture_config(&capture),
-                    |sink| exec(&opts, stop, sink),
+                    |sink| exec(&opts, stop, &mut shippers.sink(sink)),
                     |r| match r {
                         Ok(o) => format!("command ended with status {}", o.code()),
                         Err(e) => format!("error: {e:#}"),
                     },
-                )
+                );
+                shippers.finish();
+                r
             });
             match result {
                 Ok(outcome) => ExitCode::from(outcome.code().clamp(0, 255) as u8),

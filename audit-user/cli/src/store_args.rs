@@ -102,8 +102,10 @@ pub struct VerifyArgs {
     /// with other keys also verifies.
     #[arg(long)]
     pub pubkey: Option<PathBuf>,
-    /// A checkpoint exported earlier (`sandbox-audit checkpoint`): the log
-    /// must still reach it, with the same tree.
+    /// A checkpoint exported earlier (`sandbox-audit checkpoint`), or what a
+    /// receiver of `--ship` stored (rsyslog's file, an NDJSON dump: its newest
+    /// checkpoint of this log is used): the log must still reach it, with
+    /// the same tree.
     #[arg(long)]
     pub anchor: Option<PathBuf>,
     /// Print the report as one JSON object.
@@ -124,12 +126,28 @@ pub fn verify(args: &VerifyArgs) -> Result<verify::Status> {
                 .with_context(|| format!("{}", p.display()))?,
         );
     }
+    let inputs = verify::resolve_inputs(&args.paths)?;
     if let Some(p) = &args.anchor {
         let text = read(p, "anchor")?;
+        let text = if verify::parse_anchor(&text).is_ok() {
+            text
+        } else {
+            // Not a note file: what a receiver stored (rsyslog's file, an
+            // NDJSON dump). Its newest checkpoint of this log is the anchor.
+            let origin = audit_ship::anchor::log_origin(&inputs.files);
+            let found = audit_ship::anchor::newest_checkpoint(p, origin.as_deref())?;
+            eprintln!(
+                "sandbox-audit: anchor: the checkpoint of {} at size {} from {} line {}",
+                found.origin,
+                found.size,
+                p.display(),
+                found.line
+            );
+            found.note
+        };
         verify::parse_anchor(&text).with_context(|| format!("{}", p.display()))?;
         opts.anchor = Some(text);
     }
-    let inputs = verify::resolve_inputs(&args.paths)?;
     let report = verify::verify_inputs(&inputs, &opts)?;
     let mut out = std::io::stdout().lock();
     if args.json {

@@ -65,11 +65,14 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         verify::parse_anchor(text).map_err(|e| Error::bad("--anchor", "", format!("{e:#}")))?;
         vopts.anchor = Some(text.clone());
     }
-    let (files, live) =
+    let inputs =
         verify::resolve_inputs(&opts.inputs).map_err(|e| Error::Verify(format!("{e:#}")))?;
-    vopts.live = live;
+    let files = inputs.files.clone();
+    // A store a running sandbox-audit is writing ends in an open session.
+    let live = matches!(inputs.writer, audit_log::lockfile::Writer::Live { .. });
     let t0 = std::time::Instant::now();
-    let report = verify::verify_paths(&files, &vopts).map_err(|e| Error::Verify(format!("{e:#}")))?;
+    let report =
+        verify::verify_inputs(&inputs, &vopts).map_err(|e| Error::Verify(format!("{e:#}")))?;
     let view = model::VerifyView {
         intact: report.intact(),
         verdicts: report
