@@ -344,7 +344,7 @@ pub fn int80_actions(port: u16) -> ! {
     // SAFETY: writes inside the 4 KiB page.
     let (path, addr, args) = unsafe {
         let path = mem;
-        std::ptr::copy_nonoverlapping(b"/etc/shadow\0".as_ptr(), path, 12);
+        std::ptr::copy_nonoverlapping(c"/etc/shadow".as_ptr().cast::<u8>(), path, 12);
         let addr = mem.add(64);
         let a = sockaddr_in(port);
         std::ptr::copy_nonoverlapping((&a as *const libc::sockaddr_in).cast::<u8>(), addr, 16);
