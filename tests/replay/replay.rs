@@ -285,7 +285,15 @@ fn each_filter_selects_exactly_what_it_names() {
     );
     let v = replay_json(log, &["--kind", "process,lifecycle"], 0);
     let process_or_lifecycle = [
-        "exec", "fork", "exit", "genesis", "start", "stop", "config", "checkpoint", "key_rotation",
+        "exec",
+        "fork",
+        "exit",
+        "genesis",
+        "start",
+        "stop",
+        "config",
+        "checkpoint",
+        "key_rotation",
     ];
     assert_eq!(
         seqs(&record_entries(&v)),
@@ -404,7 +412,12 @@ fn each_filter_selects_exactly_what_it_names() {
 /// RFC 3339 with ns, computed independently of the replay's own code.
 fn rfc3339(ns: u64) -> String {
     let o = Command::new("date")
-        .args(["-u", "-d", &format!("@{}", ns / 1_000_000_000), "+%Y-%m-%dT%H:%M:%S"])
+        .args([
+            "-u",
+            "-d",
+            &format!("@{}", ns / 1_000_000_000),
+            "+%Y-%m-%dT%H:%M:%S",
+        ])
         .output()
         .expect("date");
     format!(
@@ -421,7 +434,15 @@ fn bad_arguments_are_clear_errors() {
     for (args, says) in [
         (vec!["--since", "yesterday"], "--since"),
         (vec!["--until", "2026-13-01T00:00:00Z"], "month 13"),
-        (vec!["--since", "2026-12-02T00:00:00Z", "--until", "2026-12-01T00:00:00Z"], "after --until"),
+        (
+            vec![
+                "--since",
+                "2026-12-02T00:00:00Z",
+                "--until",
+                "2026-12-01T00:00:00Z",
+            ],
+            "after --until",
+        ),
         (vec!["--descendants"], "--pid"),
         (vec!["--format", "pdf"], "pdf"),
         (vec!["--path", "[abc"], "--path"),
@@ -499,12 +520,18 @@ fn the_html_report_is_self_contained_and_opens_in_headless_chromium() {
         let allowed = usize::from(bad == "src=") * html.matches("onerror=alert").count();
         assert!(hits <= allowed, "the page holds {bad:?}");
     }
-    assert!(!html.contains("<img"), "record text reached the page unescaped");
+    assert!(
+        !html.contains("<img"),
+        "record text reached the page unescaped"
+    );
     assert!(html.contains("Content-Security-Policy"));
     assert_eq!(html.matches("<script").count(), 1);
 
     let dom = dump_dom(&out);
-    assert!(dom.contains("Verify: INTACT"), "verdict missing from the DOM");
+    assert!(
+        dom.contains("Verify: INTACT"),
+        "verdict missing from the DOM"
+    );
     assert!(dom.contains("id=\"tree\""), "tree missing");
     for p in [
         "sh -c 'exit 3'",
@@ -556,7 +583,10 @@ fn a_tampered_log_is_replayed_with_the_verdict_on_the_affected_records() {
         let Some(line_at) = find(&data, hash.as_bytes()) else {
             continue;
         };
-        let start = data[..line_at].iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let start = data[..line_at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
         let at = start + find(&data[start..], b"\"/nonexistent\"").unwrap() + 12;
         assert_eq!(data[at], b't');
         data[at] = b'T';
@@ -592,9 +622,9 @@ fn a_tampered_log_is_replayed_with_the_verdict_on_the_affected_records() {
     // Records outside every verdict range are not marked unverified.
     for e in tl.iter().filter(|e| e["type"] == "record") {
         let s = e["seq"].as_u64().unwrap();
-        let inside = verdicts.iter().any(|d| {
-            d["first_seq"].as_u64().unwrap() <= s && s <= d["last_seq"].as_u64().unwrap()
-        });
+        let inside = verdicts
+            .iter()
+            .any(|d| d["first_seq"].as_u64().unwrap() <= s && s <= d["last_seq"].as_u64().unwrap());
         assert_eq!(e["trust"] == "unverified", inside, "seq {s}");
     }
 

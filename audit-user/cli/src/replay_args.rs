@@ -65,8 +65,16 @@ pub fn replay(args: &ReplayArgs) -> Result<bool> {
     let format = Format::parse(&args.format).unwrap_or_default();
     let opts = Options {
         inputs: args.paths.clone(),
-        pubkey: args.pubkey.as_ref().map(|p| read(p, "trust root")).transpose()?,
-        anchor: args.anchor.as_ref().map(|p| read(p, "anchor")).transpose()?,
+        pubkey: args
+            .pubkey
+            .as_ref()
+            .map(|p| read(p, "trust root"))
+            .transpose()?,
+        anchor: args
+            .anchor
+            .as_ref()
+            .map(|p| read(p, "anchor"))
+            .transpose()?,
         filters: Filters {
             since_ns: args.since,
             until_ns: args.until,
@@ -81,9 +89,9 @@ pub fn replay(args: &ReplayArgs) -> Result<bool> {
     };
     let replay = audit_replay::replay(&opts)?;
     let out: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(
-            fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        ),
+        Some(p) => {
+            Box::new(fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);

@@ -83,7 +83,10 @@ pub fn build(items: Vec<Item>, verify: &VerifyView, files: &[String], live: bool
 
 impl Builder<'_> {
     fn file(&self, f: u32) -> String {
-        self.files.get(f as usize).cloned().unwrap_or_else(|| "?".into())
+        self.files
+            .get(f as usize)
+            .cloned()
+            .unwrap_or_else(|| "?".into())
     }
 
     fn trust(&self, seq: u64) -> Trust {
@@ -121,7 +124,11 @@ impl Builder<'_> {
                 "UNVERIFIED {seqs}: {} ({}{}): {}",
                 v.kind,
                 v.file,
-                if v.line > 0 { format!(":{}", v.line) } else { String::new() },
+                if v.line > 0 {
+                    format!(":{}", v.line)
+                } else {
+                    String::new()
+                },
                 crate::display::inert(&v.detail)
             ),
         }
@@ -219,11 +226,17 @@ impl Builder<'_> {
                     time::short(end_ns),
                     time::short(ev.time_ns),
                     duration(gap),
-                    if clean { "stopped cleanly" } else { "ended without a stop record" }
+                    if clean {
+                        "stopped cleanly"
+                    } else {
+                        "ended without a stop record"
+                    }
                 ),
             }));
         }
-        let Detail::Start(scope) = &ev.detail else { return };
+        let Detail::Start(scope) = &ev.detail else {
+            return;
+        };
         self.sessions.push(Session {
             start_seq: ev.seq,
             start_ns: ev.time_ns,
@@ -292,11 +305,9 @@ impl Builder<'_> {
                 self.end_session(ev.seq, "a new session started");
                 self.start_session(&ev);
             }
-            Detail::Recovery => {
-                // The crashed session: the recovery speaks for it.
-                if self.current.is_none() {
-                    self.current = self.sessions.len().checked_sub(1);
-                }
+            // The crashed session: the recovery speaks for it.
+            Detail::Recovery if self.current.is_none() => {
+                self.current = self.sessions.len().checked_sub(1);
             }
             _ => {}
         }
@@ -322,7 +333,10 @@ impl Builder<'_> {
         });
         if recovery {
             let seq = self.events[idx].seq;
-            self.end_session(seq, "the recorder stopped without closing it: crash or kill");
+            self.end_session(
+                seq,
+                "the recorder stopped without closing it: crash or kill",
+            );
         }
     }
 

@@ -280,7 +280,9 @@ fn flag(r: &Json, k: &str) -> bool {
 }
 
 fn u32_of(r: &Json, k: &str) -> u32 {
-    get_u64(r, k).and_then(|v| u32::try_from(v).ok()).unwrap_or(u32::MAX)
+    get_u64(r, k)
+        .and_then(|v| u32::try_from(v).ok())
+        .unwrap_or(u32::MAX)
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -352,7 +354,10 @@ fn outcome(r: &Json) -> String {
             format!(" failed: {name}")
         }
         Some("success") => match get_i64(r, "ret") {
-            Some(v) if ["open", "socket", "memfd_create"].contains(&get_str(r, "kind").unwrap_or("")) => {
+            Some(v)
+                if ["open", "socket", "memfd_create"]
+                    .contains(&get_str(r, "kind").unwrap_or("")) =>
+            {
                 format!(" = fd {v}")
             }
             Some(v) if get_str(r, "kind") == Some("accept") => format!(" = fd {v}"),
@@ -368,13 +373,7 @@ fn path_of(r: &Json, k: &str) -> String {
 
 /// Builds the replay's view of a parsed record. `seq`, `hash`, `time_ns`
 /// and `kind` were read by the caller (a line without them is no record).
-pub fn from_json(
-    r: &Json,
-    seq: u64,
-    hash: String,
-    time_ns: u64,
-    kind: String,
-) -> Event {
+pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -> Event {
     let category = Category::of_kind(&kind);
     let actor = actor(r);
     let failed = get_str(r, "result") == Some("failure");
@@ -395,7 +394,11 @@ pub fn from_json(
                 "exec {}: {}{}",
                 inert(&filename),
                 command_line(&argv),
-                if truncated { " …(argv truncated)" } else { "" }
+                if truncated {
+                    " …(argv truncated)"
+                } else {
+                    ""
+                }
             );
             detail = Detail::Exec {
                 filename,
@@ -470,7 +473,10 @@ pub fn from_json(
             path_of(r, "path"),
             inert(get_str(r, "fstype").unwrap_or("?"))
         ),
-        "memfd_create" => format!("memfd_create {}{out}", inert(get_str(r, "name").unwrap_or("?"))),
+        "memfd_create" => format!(
+            "memfd_create {}{out}",
+            inert(get_str(r, "name").unwrap_or("?"))
+        ),
         "socket" => format!(
             "socket {} {}{out}",
             inert(&value_text(r.get("family"))),
@@ -502,7 +508,11 @@ pub fn from_json(
                 .iter()
                 .filter_map(|k| get_i64(r, k).map(|v| format!("{k}={v}")))
                 .collect();
-            format!("{} {}{out}", get_str(r, "syscall").unwrap_or(&kind), ids.join(" "))
+            format!(
+                "{} {}{out}",
+                get_str(r, "syscall").unwrap_or(&kind),
+                ids.join(" ")
+            )
         }
         "kill" => format!(
             "kill pid {} with {}{}{out}",
@@ -510,7 +520,11 @@ pub fn from_json(
                 .or_else(|| get_i64(r, "target_tid"))
                 .unwrap_or(0),
             get_i64(r, "signal").map_or("?".into(), signal_name),
-            if flag(r, "target_in_scope") { "" } else { " (outside the scope)" }
+            if flag(r, "target_in_scope") {
+                ""
+            } else {
+                " (outside the scope)"
+            }
         ),
         "ptrace" => format!(
             "ptrace request {} pid {}{out}",
@@ -609,7 +623,12 @@ pub fn from_json(
         }
         _ => {
             let p: Vec<String> = paths.iter().map(|p| inert(p)).collect();
-            format!("{}{}{}{out}", inert(&kind), if p.is_empty() { "" } else { " " }, p.join(" "))
+            format!(
+                "{}{}{}{out}",
+                inert(&kind),
+                if p.is_empty() { "" } else { " " },
+                p.join(" ")
+            )
         }
     };
     Event {
@@ -693,14 +712,18 @@ mod tests {
 
     #[test]
     fn exec_fork_exit_details() {
-        let e = ev(json!({"kind":"exec","filename":"/bin/sh","argv":["sh","-c","exit 3"],
-            "result":"success","proc":{"pid":7,"tid":7,"ppid":1,"uid":0,"gid":0,"euid":0,"egid":0,"comm":"sh"}}));
+        let e = ev(
+            json!({"kind":"exec","filename":"/bin/sh","argv":["sh","-c","exit 3"],
+            "result":"success","proc":{"pid":7,"tid":7,"ppid":1,"uid":0,"gid":0,"euid":0,"egid":0,"comm":"sh"}}),
+        );
         assert_eq!(e.summary, "exec /bin/sh: sh -c 'exit 3'");
         assert_eq!(e.actor.as_ref().unwrap().pid, 7);
         assert!(matches!(e.detail, Detail::Exec { ref argv, .. } if argv.len() == 3));
         let e = ev(json!({"kind":"exit","thread":0,"signal":9,"core_dumped":0}));
         assert_eq!(e.summary, "exit: killed by SIGKILL");
-        let e = ev(json!({"kind":"open","path":"/nonexistent","access":"read","result":"failure","errno":2,"errno_name":"ENOENT"}));
+        let e = ev(
+            json!({"kind":"open","path":"/nonexistent","access":"read","result":"failure","errno":2,"errno_name":"ENOENT"}),
+        );
         assert_eq!(e.summary, "open /nonexistent (read) failed: ENOENT");
         assert!(e.failed);
         assert_eq!(e.paths, vec!["/nonexistent".to_string()]);

@@ -130,18 +130,24 @@ pub fn apply(b: &mut Built, f: &Filters) -> Result<()> {
             let have: Vec<String> = b
                 .sessions
                 .iter()
-                .map(|s| match (&s.scope.path, s.scope.cgroup_id, s.scope.root_pid) {
-                    (Some(p), Some(id), _) => format!("{p} (id {id})"),
-                    (_, _, Some(pid)) => format!("pid tree {pid}"),
-                    _ => "?".into(),
-                })
+                .map(
+                    |s| match (&s.scope.path, s.scope.cgroup_id, s.scope.root_pid) {
+                        (Some(p), Some(id), _) => format!("{p} (id {id})"),
+                        (_, _, Some(pid)) => format!("pid tree {pid}"),
+                        _ => "?".into(),
+                    },
+                )
                 .collect();
             return Err(Error::bad(
                 "--sandbox",
                 name,
                 format!(
                     "no session of this log has that cgroup path, cgroup id or root pid; its sessions: {}",
-                    if have.is_empty() { "none".to_string() } else { have.join(", ") }
+                    if have.is_empty() {
+                        "none".to_string()
+                    } else {
+                        have.join(", ")
+                    }
                 ),
             ));
         }
@@ -186,7 +192,10 @@ pub fn apply(b: &mut Built, f: &Filters) -> Result<()> {
                 use crate::event::MarkKind::*;
                 match m.kind {
                     Unverified | Unsigned | Unreadable => true,
-                    _ => m.time_ns.is_none_or(in_time) && (f.sandbox.is_none() || session_ok(m.session)),
+                    _ => {
+                        m.time_ns.is_none_or(in_time)
+                            && (f.sandbox.is_none() || session_ok(m.session))
+                    }
                 }
             }
             Entry::Record {

@@ -9,7 +9,10 @@ enum Tok {
     Any,
     AnyDeep,
     One,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 #[derive(Clone, Debug)]

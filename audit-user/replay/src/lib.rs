@@ -57,8 +57,7 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     let mut vopts = verify::Options::default();
     if let Some(text) = &opts.pubkey {
         vopts.pubkey = Some(
-            verify::parse_pubkey(text)
-                .map_err(|e| Error::bad("--pubkey", "", format!("{e:#}")))?,
+            verify::parse_pubkey(text).map_err(|e| Error::bad("--pubkey", "", format!("{e:#}")))?,
         );
     }
     if let Some(text) = &opts.anchor {
@@ -93,22 +92,26 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         covered: report.summary.covered,
         text: verify::render_text(&report),
     };
-    let names: Vec<String> = files.iter().map(|f| audit_log::segment::file_name(f)).collect();
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| audit_log::segment::file_name(f))
+        .collect();
 
     let total: u64 = files
         .iter()
         .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
         .sum();
-    let bar = (opts.progress && std::io::stderr().is_terminal() && total >= PROGRESS_FROM).then(|| {
-        let b = indicatif::ProgressBar::new(total);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        b
-    });
+    let bar =
+        (opts.progress && std::io::stderr().is_terminal() && total >= PROGRESS_FROM).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
     let tr = std::time::Instant::now();
     if std::env::var_os("REPLAY_TIMING").is_some() {
         eprintln!("verify {:?}", tr.duration_since(t0));
@@ -127,7 +130,12 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     let t2 = std::time::Instant::now();
     filter::apply(&mut built, &opts.filters)?;
     if std::env::var_os("REPLAY_TIMING").is_some() {
-        eprintln!("verify+read {:?} build {:?} filter {:?}", t1.duration_since(t0), t2.duration_since(t1), t2.elapsed());
+        eprintln!(
+            "verify+read {:?} build {:?} filter {:?}",
+            t1.duration_since(t0),
+            t2.duration_since(t1),
+            t2.elapsed()
+        );
     }
     Ok(Replay {
         files: names,

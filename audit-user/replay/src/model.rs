@@ -242,7 +242,8 @@ impl Replay {
     /// (a hostile fork chain can be deeper than any stack).
     pub fn tree_order(&self) -> Vec<(usize, usize)> {
         let mut out = Vec::new();
-        let mut stack: Vec<(usize, usize)> = self.roots().into_iter().rev().map(|r| (0, r)).collect();
+        let mut stack: Vec<(usize, usize)> =
+            self.roots().into_iter().rev().map(|r| (0, r)).collect();
         while let Some((depth, id)) = stack.pop() {
             out.push((depth, id));
             for &c in self.processes[id].children.iter().rev() {

@@ -85,7 +85,12 @@ fn parse_chunk(file: u32, first_line: u64, data: &[u8], keep_raw: bool) -> Vec<I
     let mut out = Vec::with_capacity(data.len() / 400 + 1);
     let mut start = 0;
     for (n, end) in memchr::memchr_iter(b'\n', data).enumerate() {
-        out.push(parse_line(file, first_line + n as u64, &data[start..end], keep_raw));
+        out.push(parse_line(
+            file,
+            first_line + n as u64,
+            &data[start..end],
+            keep_raw,
+        ));
         start = end + 1;
     }
     out
@@ -140,7 +145,12 @@ pub fn read(files: &[PathBuf], keep_raw: bool, progress: &dyn Fn(u64)) -> Result
                         // parse_line does not panic; should a worker ever
                         // do, its lines are reported, not lost silently.
                         h.join().unwrap_or_else(|_| {
-                            vec![vec![unreadable(file, 0, "internal error parsing this file", b"")]]
+                            vec![vec![unreadable(
+                                file,
+                                0,
+                                "internal error parsing this file",
+                                b"",
+                            )]]
                         })
                     })
                     .collect()

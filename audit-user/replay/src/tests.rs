@@ -52,7 +52,8 @@ fn fork(pid: u64, child: u64) -> Value {
 }
 
 fn exit(pid: u64, uid: u64, code: Option<i64>, signal: Option<i64>) -> Value {
-    let mut v = json!({"kind": "exit", "proc": proc_(pid, 1, uid, "x"), "thread": 0, "wait_status": 0});
+    let mut v =
+        json!({"kind": "exit", "proc": proc_(pid, 1, uid, "x"), "thread": 0, "wait_status": 0});
     if let Some(c) = code {
         v["exit_code"] = json!(c);
     }
@@ -167,7 +168,14 @@ fn rebuilds_tree_argv_exec_chain_creds_and_exits() {
     assert_eq!(p[4].cred_changes.len(), 1);
     assert_eq!(p[4].cred_changes[0].to.uid, 1000);
     assert_eq!(p[4].cred_changes[0].kind, "setuid");
-    assert_eq!((p[4].file_actions, p[4].privilege_actions, p[4].failed_actions), (2, 1, 1));
+    assert_eq!(
+        (
+            p[4].file_actions,
+            p[4].privilege_actions,
+            p[4].failed_actions
+        ),
+        (2, 1, 1)
+    );
     assert!(p.iter().all(|p| p.end == End::Exited));
     assert!(marks(&b).is_empty(), "{:?}", marks(&b));
     assert_eq!(b.sessions.len(), 1);
@@ -285,7 +293,9 @@ fn verdicts_and_the_unsigned_tail_are_marked_on_their_records() {
         .iter()
         .position(|e| matches!(e, Entry::Mark(m) if m.kind == MarkKind::Unverified))
         .unwrap();
-    assert!(matches!(&b.entries[pos + 1], Entry::Record { event, .. } if b.events[*event].seq == 5));
+    assert!(
+        matches!(&b.entries[pos + 1], Entry::Record { event, .. } if b.events[*event].seq == 5)
+    );
 }
 
 #[test]
@@ -293,11 +303,17 @@ fn unreadable_lines_are_marks_not_panics() {
     let mut its = items(&session());
     its.insert(3, parse_line(0, 99, b"{\"kind\":\"exec\",\"argv\":", true));
     its.insert(4, parse_line(0, 100, b"[1,2]", true));
-    its.insert(5, parse_line(0, 101, b"{\"seq\":\"x\",\"kind\":\"exec\"}", true));
+    its.insert(
+        5,
+        parse_line(0, 101, b"{\"seq\":\"x\",\"kind\":\"exec\"}", true),
+    );
     its.insert(6, parse_line(0, 102, &[0xff, 0xfe, b'\n'], true));
     let b = build(its, &intact(30), &["seg".into()], false);
     assert_eq!(
-        marks(&b).iter().filter(|m| **m == MarkKind::Unreadable).count(),
+        marks(&b)
+            .iter()
+            .filter(|m| **m == MarkKind::Unreadable)
+            .count(),
         4
     );
     assert_eq!(b.processes.len(), 5);
@@ -328,14 +344,22 @@ fn kind_filter_selects_exactly_its_kinds_and_categories() {
     });
     assert_eq!(record_kinds(&b), ["open", "open"]);
     // Only processes with a selected record (and their ancestors) are shown.
-    let shown: Vec<u32> = b.processes.iter().filter(|p| p.shown).map(|p| p.pid).collect();
+    let shown: Vec<u32> = b
+        .processes
+        .iter()
+        .filter(|p| p.shown)
+        .map(|p| p.pid)
+        .collect();
     assert_eq!(shown, [100, 104]);
     assert!(!b.processes[0].matched && b.processes[4].matched);
     let b = filtered(Filters {
         kinds: vec!["privilege,exit".into()],
         ..Filters::default()
     });
-    assert_eq!(record_kinds(&b), ["exit", "exit", "exit", "setuid", "exit", "exit"]);
+    assert_eq!(
+        record_kinds(&b),
+        ["exit", "exit", "exit", "setuid", "exit", "exit"]
+    );
     let recs = session();
     let mut b = built(&recs, &intact(recs.len() as u64));
     let e = apply(
@@ -365,11 +389,25 @@ fn pid_filter_with_and_without_descendants() {
         pids_of_records(&b),
         [Some(102), Some(103), Some(103), Some(102)]
     );
-    let shown: Vec<u32> = b.processes.iter().filter(|p| p.shown).map(|p| p.pid).collect();
+    let shown: Vec<u32> = b
+        .processes
+        .iter()
+        .filter(|p| p.shown)
+        .map(|p| p.pid)
+        .collect();
     assert_eq!(shown, [100, 102, 103], "the root is shown for context");
     let recs = session();
     let mut b = built(&recs, &intact(recs.len() as u64));
-    assert!(apply(&mut b, &Filters { pid: Some(4242), ..Filters::default() }).is_err());
+    assert!(
+        apply(
+            &mut b,
+            &Filters {
+                pid: Some(4242),
+                ..Filters::default()
+            }
+        )
+        .is_err()
+    );
 }
 
 #[test]
@@ -409,7 +447,14 @@ fn path_time_and_sandbox_filters() {
         let recs = session();
         let mut b = built(&recs, &intact(recs.len() as u64));
         assert!(
-            apply(&mut b, &Filters { sandbox: Some(bad.into()), ..Filters::default() }).is_err(),
+            apply(
+                &mut b,
+                &Filters {
+                    sandbox: Some(bad.into()),
+                    ..Filters::default()
+                }
+            )
+            .is_err(),
             "{bad}"
         );
     }
@@ -448,7 +493,11 @@ fn renders_every_format_without_panicking_on_hostile_text() {
         200,
         100,
         0,
-        &["</td><script>alert(1)</script>", "\u{1b}[2J\"'&", "\u{202e}"],
+        &[
+            "</td><script>alert(1)</script>",
+            "\u{1b}[2J\"'&",
+            "\u{202e}",
+        ],
     ));
     let b = built(&recs, &intact(recs.len() as u64));
     let r = crate::model::Replay {
@@ -460,7 +509,11 @@ fn renders_every_format_without_panicking_on_hostile_text() {
         entries: b.entries,
         ..Default::default()
     };
-    for f in [crate::Format::Text, crate::Format::Json, crate::Format::Html] {
+    for f in [
+        crate::Format::Text,
+        crate::Format::Json,
+        crate::Format::Html,
+    ] {
         let mut out = Vec::new();
         crate::render::render(&r, f, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
@@ -505,10 +558,14 @@ fn deep_fork_chains_do_not_overflow_the_stack() {
 #[test]
 fn the_fast_path_reads_records_as_the_general_path_does() {
     let mut recs = session();
-    recs.push(json!({"kind": "exec", "syscall": "execve", "proc": proc_(9, 1, 0, "sh"),
-                     "filename": "/nope", "result": "failure", "errno": 2, "errno_name": "ENOENT"}));
-    recs.push(json!({"kind": "rename", "proc": proc_(9, 1, 0, "mv"), "path": "/a\"b",
-                     "new_path": "/c\u{1b}", "result": "success", "ret": 0}));
+    recs.push(
+        json!({"kind": "exec", "syscall": "execve", "proc": proc_(9, 1, 0, "sh"),
+                     "filename": "/nope", "result": "failure", "errno": 2, "errno_name": "ENOENT"}),
+    );
+    recs.push(
+        json!({"kind": "rename", "proc": proc_(9, 1, 0, "mv"), "path": "/a\"b",
+                     "new_path": "/c\u{1b}", "result": "success", "ret": 0}),
+    );
     recs.push(json!({"kind": "fork", "proc": proc_(9, 1, 0, "t"), "child_pid": 9, "child_tid": 10, "thread": 1}));
     let mut fast = 0;
     for (i, r) in recs.iter().enumerate() {
@@ -530,5 +587,7 @@ fn the_fast_path_reads_records_as_the_general_path_does() {
     }
     assert_eq!(fast, recs.len() - 3, "all but genesis, start and stop");
     // A mistyped field leaves the fast path (the general one copes).
-    assert!(crate::lite::parse(br#"{"seq":1,"time_ns":1,"kind":"open","hash":"x","path":5}"#).is_none());
+    assert!(
+        crate::lite::parse(br#"{"seq":1,"time_ns":1,"kind":"open","hash":"x","path":5}"#).is_none()
+    );
 }

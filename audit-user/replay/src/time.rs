@@ -93,7 +93,20 @@ fn parse_rfc3339(t: &str) -> Result<u64, String> {
         return Err(format!("month {month} is out of range"));
     }
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
     if day == 0 || day > month_days[month as usize - 1] {
         return Err(format!("day {day} is out of range for month {month}"));
     }
@@ -153,7 +166,10 @@ mod tests {
             rfc3339(951_782_400_123_456_789),
             "2000-02-29T00:00:00.123456789Z"
         );
-        assert_eq!(short(951_782_400_123_456_789), "2000-02-29T00:00:00.123456Z");
+        assert_eq!(
+            short(951_782_400_123_456_789),
+            "2000-02-29T00:00:00.123456Z"
+        );
         for ns in [0, 951_782_400_123_456_789, 1_764_618_214_000_000_001] {
             assert_eq!(parse(&rfc3339(ns)), Ok(ns));
         }

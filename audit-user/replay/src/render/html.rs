@@ -112,7 +112,11 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         r.verify.records,
         r.files.len(),
         esc(&r.files.join(", ")),
-        if r.live { " — the store is being written now" } else { "" }
+        if r.live {
+            " — the store is being written now"
+        } else {
+            ""
+        }
     )?;
 
     // The verdict, on top.
@@ -176,7 +180,11 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         if let Some(p) = f.pid {
             parts.push(format!(
                 "pid {p}{}",
-                if f.descendants { " and descendants" } else { "" }
+                if f.descendants {
+                    " and descendants"
+                } else {
+                    ""
+                }
             ));
         }
         if !f.kinds.is_empty() {
@@ -241,10 +249,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         let ids = if p.cred_changes.is_empty() {
             String::new()
         } else {
-            format!(
-                " ids → {}",
-                creds_text(&p.last_creds())
-            )
+            format!(" ids → {}", creds_text(&p.last_creds()))
         };
         writeln!(
             out,
@@ -266,7 +271,10 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "</div>")?;
 
     // The timeline.
-    writeln!(out, "<h2 id=\"timeline\">Timeline</h2><div id=\"controls\">")?;
+    writeln!(
+        out,
+        "<h2 id=\"timeline\">Timeline</h2><div id=\"controls\">"
+    )?;
     writeln!(
         out,
         "<input id=\"q\" type=\"search\" placeholder=\"search (argv, path, hash, seq…)\" size=\"40\"> "
@@ -291,9 +299,9 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
     for e in &r.entries {
         match e {
             Entry::Mark(m) => {
-                let anchor = m
-                    .seq
-                    .map_or(String::new(), |s| format!(" <a href=\"#seq-{s}\">seq {s}</a>"));
+                let anchor = m.seq.map_or(String::new(), |s| {
+                    format!(" <a href=\"#seq-{s}\">seq {s}</a>")
+                });
                 writeln!(
                     out,
                     "<tr class=\"mark m-{}\"><td colspan=\"7\">{}{}</td></tr>",
@@ -320,7 +328,9 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                         " <a href=\"#verdict-{i}\" class=\"failed\">[UNVERIFIED: {}]</a>",
                         esc(&r.verify.verdicts[*i].kind)
                     ),
-                    Trust::Unsigned => " <span title=\"after the last valid checkpoint\">[unsigned]</span>".into(),
+                    Trust::Unsigned => {
+                        " <span title=\"after the last valid checkpoint\">[unsigned]</span>".into()
+                    }
                     Trust::Signed => String::new(),
                 };
                 let record = ev.raw.as_deref().map_or(String::new(), |raw| {

@@ -192,15 +192,20 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     ev.category.name(),
                     opt(*process),
                     opt(*session),
-                    ev.actor.as_ref().map_or("null".into(), |a| a.pid.to_string()),
-                    ev.actor.as_ref().map_or("null".into(), |a| a.tid.to_string()),
+                    ev.actor
+                        .as_ref()
+                        .map_or("null".into(), |a| a.pid.to_string()),
+                    ev.actor
+                        .as_ref()
+                        .map_or("null".into(), |a| a.tid.to_string()),
                     trust.name(),
                     match trust {
                         Trust::Unverified(v) => v.to_string(),
                         _ => "null".into(),
                     },
                     ev.failed,
-                    ev.mark.map_or("null".into(), |m| format!("\"{}\"", m.name())),
+                    ev.mark
+                        .map_or("null".into(), |m| format!("\"{}\"", m.name())),
                     s(r.file_name(ev.file)),
                     ev.line,
                     s(&ev.summary()),

@@ -54,7 +54,9 @@ pub fn par_render(
     f: impl Fn(usize, &crate::model::Entry, &mut String) + Sync,
 ) -> io::Result<()> {
     const BLOCK: usize = 8192;
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
     let f = &f;
     for (g, group) in entries.chunks(BLOCK * workers).enumerate() {
         let base = g * BLOCK * workers;
@@ -87,7 +89,10 @@ pub fn par_render(
 pub fn label(p: &Process) -> String {
     match p.argv() {
         Some(argv) if !argv.is_empty() => command_line(argv),
-        Some(_) => format!("({})", inert(&p.execs.last().map_or(String::new(), |e| e.filename.clone()))),
+        Some(_) => format!(
+            "({})",
+            inert(&p.execs.last().map_or(String::new(), |e| e.filename.clone()))
+        ),
         None => match p.origin {
             Origin::Forked(_) => format!("(fork of {})", inert(&p.comm)),
             Origin::FirstSeen(_) => format!("({})", inert(&p.comm)),
@@ -149,7 +154,10 @@ pub fn tree_rows(r: &Replay) -> Vec<TreeRow> {
         let (prefix, cont) = if depth == 0 {
             (String::new(), String::new())
         } else if depth > MAX_DRAWN_DEPTH {
-            (format!("[depth {depth}] └─ "), format!("[depth {depth}]    "))
+            (
+                format!("[depth {depth}] └─ "),
+                format!("[depth {depth}]    "),
+            )
         } else {
             (
                 format!("{parent_cont}{}", if last { "└─ " } else { "├─ " }),

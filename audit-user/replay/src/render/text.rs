@@ -18,7 +18,11 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
         "sandbox-audit replay: {} record(s) in {} file(s){}",
         r.verify.records,
         r.files.len(),
-        if r.live { " (the store is being written now)" } else { "" }
+        if r.live {
+            " (the store is being written now)"
+        } else {
+            ""
+        }
     )?;
     writeln!(out, "\n== verify ==")?;
     write!(out, "{}", r.verify.text)?;
@@ -38,7 +42,11 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
             writeln!(
                 out,
                 "  pid      {p}{}",
-                if f.descendants { " and its descendants" } else { "" }
+                if f.descendants {
+                    " and its descendants"
+                } else {
+                    ""
+                }
             )?;
         }
         if !f.kinds.is_empty() {
@@ -91,7 +99,11 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
             label(p),
             p.pid,
             creds_text(&p.creds),
-            if p.threads > 1 { format!(", {} threads", p.threads) } else { String::new() },
+            if p.threads > 1 {
+                format!(", {} threads", p.threads)
+            } else {
+                String::new()
+            },
             status(p, r.live),
             if p.matched { "" } else { "  (context)" }
         )?;
