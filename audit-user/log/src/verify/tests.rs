@@ -156,7 +156,7 @@ fn random_flips_over_a_multi_epoch_log_are_caught_in_their_window() {
     let log = multi_epoch_log(150);
     let spans = lines(&log);
     let kinds: Vec<String> = spans.iter().map(|&(s, e)| kind_of(&log[s..e])).collect();
-    let mut rng = Rng(0x5eed_0f_a0d17);
+    let mut rng = Rng(0x05ee_d0fa_0d17);
     for case in 0..600 {
         let mut forged = log.clone();
         let at = rng.below(log.len());
