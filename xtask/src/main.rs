@@ -73,6 +73,7 @@ fn main() -> Result<()> {
             vm::run(&vm::Options {
                 timeout: std::time::Duration::from_secs(timeout_secs),
                 filter: kernel,
+                skip: None,
             })
         }
     }

@@ -41,6 +41,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Only boot kernels whose name contains this.
     pub filter: Option<String>,
+    /// Leave out kernels whose name contains this.
+    pub skip: Option<String>,
 }
 
 fn vm_dir() -> PathBuf {
@@ -53,6 +55,7 @@ pub fn run(opts: &Options) -> Result<()> {
     let kernels: Vec<Kernel> = matrix()?
         .into_iter()
         .filter(|k| opts.filter.as_ref().is_none_or(|f| k.name.contains(f)))
+        .filter(|k| opts.skip.as_ref().is_none_or(|s| !k.name.contains(s)))
         .collect();
     if kernels.is_empty() {
         bail!(
