@@ -89,6 +89,14 @@ fn ship_story(dir: &TempDir, input: Input, scheme: &str, extra: &[String], windo
         || distinct(&rs) >= after_outage + 200,
     );
 
+    // Kill the agent only once the outage's end is durable in the chain and
+    // the cursor has moved (plain syslog confirms only after the settle time).
+    wait_for("ship_resumed in the chain", LONG, || {
+        stored_kind(&log, "ship_resumed")
+            .iter()
+            .any(|o| o["destination"] == url.as_str())
+    });
+    wait_for("a saved cursor", LONG, || cursor_next_seq(&state).is_some());
     agent.kill9();
     let cursor_at_kill = cursor_next_seq(&state).expect("a cursor after shipping");
     let seen_at_kill = distinct(&rs);
