@@ -225,10 +225,12 @@ fn truncating_the_tail_is_caught_with_an_anchor_only() {
     let c = captured();
     let keep = c.lines.len() - 25;
     let case = Case::new("truncate", &c.lines[..keep]);
-    // Cut at a record boundary, the rest verifies: only state held
-    // off-host can tell.
+    // Cut at a record boundary the rest verifies, but the session lost its
+    // `stop`: incomplete (exit 3). Only state held off-host proves records
+    // were removed.
     let (code, vs, v) = case.verify(&[]);
-    assert_eq!((code, vs.len()), (0, 0), "{v:#}");
+    assert_eq!((code, vs.len()), (3, 0), "{v:#}");
+    assert_eq!(v["status"], "incomplete", "{v:#}");
     let anchor = case.file("anchor", &c.anchor);
     let (code, vs, v) = case.verify(&["--anchor", anchor.to_str().unwrap()]);
     assert_eq!(
