@@ -476,8 +476,9 @@ fn a_full_log_filesystem_stops_the_sandbox_with_its_own_status() {
     // Records as fast as the shell can make them, and a clock tick per loop.
     let script = format!("while :; do date +%s%N >> {ticks}; done");
     let started = Instant::now();
-    // When does the log's filesystem become full? (A failing write_all
-    // fills it to the last byte first.)
+    // When does the log's filesystem become (nearly) full? The store keeps
+    // 16 KiB preallocated past its end for a last `store_error` record, so
+    // it fails with that much still free: "full" is under 64 KiB free.
     let full_at = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (full2, log2) = (full_at.clone(), log.clone());
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -487,7 +488,9 @@ fn a_full_log_filesystem_stops_the_sandbox_with_its_own_status() {
         while !done2.load(std::sync::atomic::Ordering::SeqCst) {
             // SAFETY: valid path and out-pointer.
             let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 && st.f_bavail == 0 {
+            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0
+                && st.f_bavail.saturating_mul(st.f_frsize) < 64 << 10
+            {
                 full2.store(now_ns(), std::sync::atomic::Ordering::SeqCst);
                 return;
             }

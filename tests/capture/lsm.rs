@@ -70,7 +70,12 @@ fn fallback_is_in_the_start_record_and_capture_works() {
     );
     let opened = records
         .iter()
-        .find(|r| r["kind"] == "open" && r["path"] == "/proc/self/stat")
+        // Resolved from the file opened: /proc/<pid>/stat, with the
+        // argument as given in `path_arg`.
+        .find(|r| {
+            r["kind"] == "open"
+                && (r["path"] == "/proc/self/stat" || r["path_arg"] == "/proc/self/stat")
+        })
         .unwrap_or_else(|| panic!("no open record of /proc/self/stat"));
     assert!(
         opened.get("source").is_none(),
