@@ -182,16 +182,19 @@ fn replay_rebuilds_exactly_the_agents_tree_argv_and_exit_statuses() {
     assert_eq!(roots.len(), 1, "one root: {roots:?}");
     let mut lines = Vec::new();
     tree(&v, roots[0], 0, &mut lines);
+    // The isolated exec's init (sandbox-init, forked inside the scope)
+    // is the root; the script is its child.
     let want = vec![
-        format!("sh -c {SCRIPT} => exit 0"),
-        "  sh -c exit 3 => exit 3".to_string(),
-        "  (fork, comm sh) => exit 137".to_string(),
-        "    sleep 5 => signal 9".to_string(),
-        "  cat /nonexistent => exit 1".to_string(),
-        "  /bin/true <img src=x onerror=alert(1)> \u{1b}[2J => exit 0".to_string(),
+        "(fork, comm sandbox-init) => exit 0".to_string(),
+        format!("  sh -c {SCRIPT} => exit 0"),
+        "    sh -c exit 3 => exit 3".to_string(),
+        "    (fork, comm sh) => exit 137".to_string(),
+        "      sleep 5 => signal 9".to_string(),
+        "    cat /nonexistent => exit 1".to_string(),
+        "    /bin/true <img src=x onerror=alert(1)> \u{1b}[2J => exit 0".to_string(),
     ];
     assert_eq!(lines, want);
-    assert_eq!(v["processes"].as_array().unwrap().len(), 6);
+    assert_eq!(v["processes"].as_array().unwrap().len(), 7);
     // Every record of the log is in the timeline, in order, as itself.
     let entries: Vec<&Value> = v["timeline"]
         .as_array()
@@ -242,15 +245,16 @@ fn replay_rebuilds_exactly_the_agents_tree_argv_and_exit_statuses() {
     assert_eq!(
         tree_lines,
         [
+            "(sandbox-init) status 0".to_string(),
             format!(
-                "sh -c '{}' status 0",
+                "└─ sh -c '{}' status 0",
                 SCRIPT.replace('\u{1b}', "\\x1b").replace('\'', "'\\''")
             ),
-            "├─ sh -c 'exit 3' status 3".to_string(),
-            "├─ (fork of sh) status 137".to_string(),
-            "│  └─ sleep 5 killed by SIGKILL".to_string(),
-            "├─ cat /nonexistent status 1".to_string(),
-            "└─ /bin/true '<img src=x onerror=alert(1)>' '\\x1b[2J' status 0".to_string(),
+            "   ├─ sh -c 'exit 3' status 3".to_string(),
+            "   ├─ (fork of sh) status 137".to_string(),
+            "   │  └─ sleep 5 killed by SIGKILL".to_string(),
+            "   ├─ cat /nonexistent status 1".to_string(),
+            "   └─ /bin/true '<img src=x onerror=alert(1)>' '\\x1b[2J' status 0".to_string(),
         ]
     );
 }
