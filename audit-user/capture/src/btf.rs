@@ -6,14 +6,68 @@
 //! (btf-rs) is LGPL, and all we need is struct members (format:
 //! https://docs.kernel.org/bpf/btf.html).
 
-use std::{collections::HashMap, path::Path};
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+};
 
-use anyhow::{Context, Result, anyhow, bail};
+use thiserror::Error;
 
 /// Where the running kernel exposes its own BTF.
 pub const KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 const MAGIC: u16 = 0xeb9f;
+
+/// The kernel's BTF file could not be used.
+#[derive(Debug, Error)]
+pub enum BtfError {
+    #[error("cannot read kernel BTF at {} (the kernel needs CONFIG_DEBUG_INFO_BTF=y)", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("malformed BTF in {}", path.display())]
+    Malformed {
+        path: PathBuf,
+        #[source]
+        source: ParseError,
+    },
+}
+
+/// Bytes that are not the BTF this reader understands.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("BTF truncated at byte {0}")]
+    Truncated(usize),
+    #[error("not BTF (bad magic; only little-endian BTF is supported)")]
+    BadMagic,
+    #[error("section offset overflows")]
+    OffsetOverflows,
+    #[error("section length overflows")]
+    LengthOverflows,
+    #[error("section {start}..{end} past end of data")]
+    PastEnd { start: usize, end: usize },
+    #[error("unknown BTF kind {kind} at type id {type_id}")]
+    UnknownKind { kind: u32, type_id: usize },
+}
+
+/// A struct member the caller asked for is not usable on this kernel.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum MemberError {
+    #[error("struct {struct_name} not in kernel BTF")]
+    NoStruct { struct_name: String },
+    #[error("{struct_name}.{path}: `{part}` is not inside a struct")]
+    NotInsideStruct {
+        struct_name: String,
+        path: String,
+        part: String,
+    },
+    #[error("struct {struct_name} has no member {path} on this kernel")]
+    NoMember { struct_name: String, path: String },
+    #[error("{struct_name}.{path} is a bitfield")]
+    Bitfield { struct_name: String, path: String },
+}
 
 const KIND_INT: u32 = 1;
 const KIND_ARRAY: u32 = 3;
@@ -55,34 +109,35 @@ pub struct Btf {
     structs_by_name: HashMap<String, u32>,
 }
 
-fn u16_at(b: &[u8], off: usize) -> Result<u16> {
+fn u16_at(b: &[u8], off: usize) -> Result<u16, ParseError> {
     let s = b
-        .get(off..off + 2)
-        .ok_or_else(|| anyhow!("BTF truncated at byte {off}"))?;
+        .get(off..off.saturating_add(2))
+        .ok_or(ParseError::Truncated(off))?;
     Ok(u16::from_le_bytes([s[0], s[1]]))
 }
 
-fn u32_at(b: &[u8], off: usize) -> Result<u32> {
+fn u32_at(b: &[u8], off: usize) -> Result<u32, ParseError> {
     let s = b
-        .get(off..off + 4)
-        .ok_or_else(|| anyhow!("BTF truncated at byte {off}"))?;
+        .get(off..off.saturating_add(4))
+        .ok_or(ParseError::Truncated(off))?;
     Ok(u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 impl Btf {
-    pub fn from_file(path: &Path) -> Result<Btf> {
-        let data = std::fs::read(path).with_context(|| {
-            format!(
-                "cannot read kernel BTF at {} (the kernel needs CONFIG_DEBUG_INFO_BTF=y)",
-                path.display()
-            )
+    pub fn from_file(path: &Path) -> Result<Btf, BtfError> {
+        let data = std::fs::read(path).map_err(|source| BtfError::Read {
+            path: path.to_path_buf(),
+            source,
         })?;
-        Btf::parse(&data).with_context(|| format!("malformed BTF in {}", path.display()))
+        Btf::parse(&data).map_err(|source| BtfError::Malformed {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    pub fn parse(data: &[u8]) -> Result<Btf> {
+    pub fn parse(data: &[u8]) -> Result<Btf, ParseError> {
         if u16_at(data, 0)? != MAGIC {
-            bail!("not BTF (bad magic; only little-endian BTF is supported)");
+            return Err(ParseError::BadMagic);
         }
         let hdr_len = u32_at(data, 4)? as usize;
         let type_off = u32_at(data, 8)? as usize;
@@ -92,12 +147,10 @@ impl Btf {
         let section = |off: usize, len: usize| {
             let start = hdr_len
                 .checked_add(off)
-                .ok_or_else(|| anyhow!("section offset overflows"))?;
-            let end = start
-                .checked_add(len)
-                .ok_or_else(|| anyhow!("section length overflows"))?;
+                .ok_or(ParseError::OffsetOverflows)?;
+            let end = start.checked_add(len).ok_or(ParseError::LengthOverflows)?;
             data.get(start..end)
-                .ok_or_else(|| anyhow!("section {start}..{end} past end of data"))
+                .ok_or(ParseError::PastEnd { start, end })
         };
         let tdata = section(type_off, type_len)?;
         let strings = section(str_off, str_len)?.to_vec();
@@ -139,7 +192,12 @@ impl Btf {
                 }
                 KIND_ENUM | KIND_FUNC_PROTO => vlen * 8,
                 KIND_DATASEC | KIND_ENUM64 => vlen * 12,
-                0 | 20.. => bail!("unknown BTF kind {kind} at type id {}", types.len()),
+                0 | 20.. => {
+                    return Err(ParseError::UnknownKind {
+                        kind,
+                        type_id: types.len(),
+                    });
+                }
                 _ => 0,
             };
             pos += extra;
@@ -209,25 +267,38 @@ impl Btf {
     }
 
     /// Byte offset of `path` (e.g. `"ns.inum"`) inside `struct struct_name`.
-    pub fn member_offset(&self, struct_name: &str, path: &str) -> Result<u32> {
-        let mut id = *self
-            .structs_by_name
-            .get(struct_name)
-            .ok_or_else(|| anyhow!("struct {struct_name} not in kernel BTF"))?;
+    pub fn member_offset(&self, struct_name: &str, path: &str) -> Result<u32, MemberError> {
+        let mut id =
+            *self
+                .structs_by_name
+                .get(struct_name)
+                .ok_or_else(|| MemberError::NoStruct {
+                    struct_name: struct_name.into(),
+                })?;
         let mut bits = 0u32;
         for part in path.split('.') {
             let t = self.types.get(id as usize).map(|t| t.kind);
             if !matches!(t, Some(KIND_STRUCT | KIND_UNION)) {
-                bail!("{struct_name}.{path}: `{part}` is not inside a struct");
+                return Err(MemberError::NotInsideStruct {
+                    struct_name: struct_name.into(),
+                    path: path.into(),
+                    part: part.into(),
+                });
             }
-            let (off, ty) = self.find_member(id, part, 0).ok_or_else(|| {
-                anyhow!("struct {struct_name} has no member {path} on this kernel")
-            })?;
+            let (off, ty) = self
+                .find_member(id, part, 0)
+                .ok_or_else(|| MemberError::NoMember {
+                    struct_name: struct_name.into(),
+                    path: path.into(),
+                })?;
             bits += off;
             id = self.strip(ty);
         }
         if !bits.is_multiple_of(8) {
-            bail!("{struct_name}.{path} is a bitfield");
+            return Err(MemberError::Bitfield {
+                struct_name: struct_name.into(),
+                path: path.into(),
+            });
         }
         Ok(bits / 8)
     }

@@ -9,7 +9,56 @@ use std::{
     path::{Component, Path, PathBuf},
 };
 
-use anyhow::{Context, Result, anyhow, bail};
+use thiserror::Error;
+
+/// A cgroup operation failed; every variant names the file or directory.
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    /// `doing` is what was attempted ("reading", "creating cgroup", …).
+    #[error("{doing} {}", path.display())]
+    Io {
+        doing: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no cgroup v2 hierarchy is mounted (looked for fstype cgroup2 in /proc/self/mountinfo); mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified`"
+    )]
+    NoCgroup2,
+    #[error("cgroup {} does not exist (looked at {})", given.display(), looked_at.display())]
+    NotFound {
+        given: PathBuf,
+        looked_at: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a cgroup v2 directory (no cgroup.procs)", path.display())]
+    NotCgroupDir { path: PathBuf },
+    #[error("{} is outside the cgroup v2 hierarchy at {}", path.display(), mount.display())]
+    Outside { path: PathBuf, mount: PathBuf },
+    #[error("{} has no `populated` line", path.display())]
+    NoPopulatedLine { path: PathBuf },
+    #[error("moving pid {pid} into {}", cgroup.display())]
+    MovePid {
+        pid: u32,
+        cgroup: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Result<T> = std::result::Result<T, CgroupError>;
+
+/// Names the path of a failed file operation.
+fn io(doing: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError {
+    let path = path.to_path_buf();
+    move |source| CgroupError::Io {
+        doing,
+        path,
+        source,
+    }
+}
 
 /// A cgroup the probes filter on: everything at or below it is audited.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,11 +108,9 @@ pub fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
 
 impl Cgroup2 {
     pub fn find() -> Result<Cgroup2> {
-        let info =
-            fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
-        let mount = find_cgroup2_mount(&info).ok_or_else(|| {
-            anyhow!("no cgroup v2 hierarchy is mounted (looked for fstype cgroup2 in /proc/self/mountinfo); mount one with `mount -t cgroup2 none /sys/fs/cgroup/unified`")
-        })?;
+        let mountinfo = Path::new("/proc/self/mountinfo");
+        let info = fs::read_to_string(mountinfo).map_err(io("reading", mountinfo))?;
+        let mount = find_cgroup2_mount(&info).ok_or(CgroupError::NoCgroup2)?;
         Ok(Cgroup2 { mount })
     }
 
@@ -79,30 +126,22 @@ impl Cgroup2 {
                 .collect();
             self.mount.join(rel)
         };
-        let meta = fs::metadata(&candidate).with_context(|| {
-            format!(
-                "cgroup {} does not exist (looked at {})",
-                given.display(),
-                candidate.display()
-            )
+        let meta = fs::metadata(&candidate).map_err(|source| CgroupError::NotFound {
+            given: given.to_path_buf(),
+            looked_at: candidate.clone(),
+            source,
         })?;
         if !meta.is_dir() || !candidate.join("cgroup.procs").exists() {
-            bail!(
-                "{} is not a cgroup v2 directory (no cgroup.procs)",
-                candidate.display()
-            );
+            return Err(CgroupError::NotCgroupDir { path: candidate });
         }
-        let canon = fs::canonicalize(&candidate)
-            .with_context(|| format!("resolving {}", candidate.display()))?;
-        let mount = fs::canonicalize(&self.mount)
-            .with_context(|| format!("resolving {}", self.mount.display()))?;
-        let rel = canon.strip_prefix(&mount).map_err(|_| {
-            anyhow!(
-                "{} is outside the cgroup v2 hierarchy at {}",
-                canon.display(),
-                mount.display()
-            )
-        })?;
+        let canon = fs::canonicalize(&candidate).map_err(io("resolving", &candidate))?;
+        let mount = fs::canonicalize(&self.mount).map_err(io("resolving", &self.mount))?;
+        let rel = canon
+            .strip_prefix(&mount)
+            .map_err(|_| CgroupError::Outside {
+                path: canon.clone(),
+                mount: mount.clone(),
+            })?;
         Ok(CgroupTarget {
             path: canon.clone(),
             id: meta.ino(),
@@ -113,7 +152,7 @@ impl Cgroup2 {
     /// Creates (if needed) the cgroup at `rel` below the root and resolves it.
     pub fn create(&self, rel: &Path) -> Result<CgroupTarget> {
         let path = self.mount.join(rel);
-        fs::create_dir_all(&path).with_context(|| format!("creating cgroup {}", path.display()))?;
+        fs::create_dir_all(&path).map_err(io("creating cgroup", &path))?;
         self.target(&path)
     }
 }
@@ -121,17 +160,14 @@ impl Cgroup2 {
 /// The pids (tgids) currently in the cgroup itself (not its children).
 pub fn procs(cg: &Path) -> Result<Vec<u32>> {
     let p = cg.join("cgroup.procs");
-    let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let text = fs::read_to_string(&p).map_err(io("reading", &p))?;
     Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
 }
 
 /// The pids in the cgroup and all cgroups below it.
 pub fn procs_below(cg: &Path) -> Result<Vec<u32>> {
     let mut out = procs(cg)?;
-    for e in fs::read_dir(cg)
-        .with_context(|| format!("listing {}", cg.display()))?
-        .flatten()
-    {
+    for e in fs::read_dir(cg).map_err(io("listing", cg))?.flatten() {
         if e.file_type().is_ok_and(|t| t.is_dir()) {
             out.extend(procs_below(&e.path())?);
         }
@@ -142,13 +178,13 @@ pub fn procs_below(cg: &Path) -> Result<Vec<u32>> {
 /// True while any process lives in the cgroup or below it (cgroup.events).
 pub fn populated(cg: &Path) -> Result<bool> {
     let p = cg.join("cgroup.events");
-    let text = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+    let text = fs::read_to_string(&p).map_err(io("reading", &p))?;
     for line in text.lines() {
         if let Some(v) = line.strip_prefix("populated ") {
             return Ok(v.trim() != "0");
         }
     }
-    bail!("{} has no `populated` line", p.display())
+    Err(CgroupError::NoPopulatedLine { path: p })
 }
 
 /// Moves process `pid` into the cgroup.
@@ -157,9 +193,13 @@ pub fn move_pid(cg: &Path, pid: u32) -> Result<()> {
     let mut f = fs::OpenOptions::new()
         .write(true)
         .open(&p)
-        .with_context(|| format!("opening {}", p.display()))?;
+        .map_err(io("opening", &p))?;
     f.write_all(format!("{pid}\n").as_bytes())
-        .with_context(|| format!("moving pid {pid} into {}", cg.display()))
+        .map_err(|source| CgroupError::MovePid {
+            pid,
+            cgroup: cg.to_path_buf(),
+            source,
+        })
 }
 
 /// Kills every process in the cgroup and below (cgroup.kill, Linux ≥ 5.14;
@@ -167,7 +207,7 @@ pub fn move_pid(cg: &Path, pid: u32) -> Result<()> {
 pub fn kill_all(cg: &Path) -> Result<()> {
     let k = cg.join("cgroup.kill");
     if k.exists() {
-        return fs::write(&k, "1").with_context(|| format!("writing {}", k.display()));
+        return fs::write(&k, "1").map_err(io("writing", &k));
     }
     for pid in procs(cg)? {
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
@@ -184,7 +224,7 @@ pub fn remove(cg: &Path) -> Result<()> {
             }
         }
     }
-    fs::remove_dir(cg).with_context(|| format!("removing cgroup {}", cg.display()))
+    fs::remove_dir(cg).map_err(io("removing cgroup", cg))
 }
 
 #[cfg(test)]

@@ -9,16 +9,29 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result};
 use audit_common::kind::{EventKind, KIND_SLOTS, LossCounters, loss_slot};
 use audit_log::sink::Sink;
-use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::maps::{MapData, MapError, PerCpuArray, RingBuf};
+use thiserror::Error;
 
 use crate::{
     decode::decode,
-    probes::{ProbeOptions, Probes, Scope},
+    error::{SinkError, chain},
+    probes::{LoadError, ProbeOptions, Probes, Scope},
     record::{self, Clock, now_ns},
 };
+
+/// Draining stopped: the sink refused a record (the log failed), or the
+/// kernel's loss counters could not be read (the capture failed).
+#[derive(Debug, Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("reading the kernel loss counters")]
+    LossCounters(#[source] MapError),
+}
+
+type Result<T> = std::result::Result<T, DrainError>;
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DrainStats {
@@ -58,7 +71,7 @@ fn slot_name(slot: usize) -> String {
 }
 
 impl Drain {
-    pub fn start(scope: Scope, opts: &ProbeOptions) -> Result<Drain> {
+    pub fn start(scope: Scope, opts: &ProbeOptions) -> std::result::Result<Drain, LoadError> {
         let mut probes = Probes::load(scope, opts)?;
         let ring = probes.take_ring()?;
         let loss = probes.take_loss_counters()?;
@@ -87,7 +100,7 @@ impl Drain {
                 drop(handoff);
             }
             Err(e) => {
-                log::warn!("detaching in the foreground: {e:#}");
+                log::warn!("detaching in the foreground: {}", chain(&e));
                 drop(self);
             }
         }
@@ -138,21 +151,18 @@ impl Drain {
                 }
             };
             drop(item);
-            sink.accept(rec)?;
+            sink.accept(rec).map_err(SinkError::new)?;
             n += 1;
         }
         self.backlog = n == max;
         self.stats.events += n;
         self.check_loss(sink)?;
-        sink.flush()?;
+        sink.flush().map_err(SinkError::new)?;
         Ok(n)
     }
 
     fn check_loss(&mut self, sink: &mut dyn Sink) -> Result<()> {
-        let per_cpu = self
-            .loss
-            .get(&0, 0)
-            .context("reading the kernel loss counters")?;
+        let per_cpu = self.loss.get(&0, 0).map_err(DrainError::LossCounters)?;
         let mut totals = [0u64; KIND_SLOTS as usize];
         for cpu in per_cpu.iter() {
             for (t, c) in totals.iter_mut().zip(cpu.counts.iter()) {
@@ -170,7 +180,7 @@ impl Drain {
         if !kinds.is_empty() {
             let rec = record::loss(t, self.loss_checked_ns, &kinds);
             self.stats.lost += kinds.values().sum::<u64>();
-            sink.accept(rec)?;
+            sink.accept(rec).map_err(SinkError::new)?;
         }
         self.loss_checked_ns = t;
         Ok(())

@@ -11,6 +11,7 @@ pub mod btf;
 pub mod cgroup;
 pub mod decode;
 pub mod drain;
+pub mod error;
 pub mod preflight;
 pub mod probes;
 pub mod record;

@@ -11,8 +11,8 @@ use audit_capture::{
     probes::ProbeOptions,
     sandbox::{self, SandboxOptions},
     session::{
-        StopSignals,
-        exec::{ExecOptions, Isolation, Stopped, exec},
+        SessionError, StopSignals,
+        exec::{ExecOptions, Isolation, exec},
         run::{Target, run},
     },
     syscalls::Family,
@@ -162,23 +162,21 @@ const EXIT_INTERNAL: u8 = 125;
 const EXIT_CANNOT_EXECUTE: u8 = 126;
 const EXIT_NOT_FOUND: u8 = 127;
 
+/// Prints the error with its causes; the exit status comes from its type.
 fn failure(e: &anyhow::Error) -> ExitCode {
     eprintln!("sandbox-audit: error: {e:#}");
-    if let Some(s) = e.downcast_ref::<Stopped>() {
-        return ExitCode::from(s.exit_code());
-    }
-    match e
-        .root_cause()
-        .downcast_ref::<io::Error>()
-        .map(io::Error::kind)
-    {
-        Some(io::ErrorKind::NotFound) if e.to_string().starts_with("cannot run") => {
-            ExitCode::from(EXIT_NOT_FOUND)
-        }
-        Some(io::ErrorKind::PermissionDenied) if e.to_string().starts_with("cannot run") => {
-            ExitCode::from(EXIT_CANNOT_EXECUTE)
-        }
-        _ => ExitCode::from(EXIT_INTERNAL),
+    ExitCode::from(exit_status(e))
+}
+
+fn exit_status(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<SessionError>() {
+        Some(SessionError::Stopped(s)) => s.exit_code(),
+        Some(SessionError::CannotRun { source, .. }) => match source.kind() {
+            io::ErrorKind::NotFound => EXIT_NOT_FOUND,
+            io::ErrorKind::PermissionDenied => EXIT_CANNOT_EXECUTE,
+            _ => EXIT_INTERNAL,
+        },
+        _ => EXIT_INTERNAL,
     }
 }
 
@@ -193,7 +191,7 @@ fn main() -> ExitCode {
     let stop = match &cli.command {
         Cmd::Run { .. } | Cmd::Exec { .. } => match StopSignals::install() {
             Ok(s) => Some(s),
-            Err(e) => return failure(&e),
+            Err(e) => return failure(&e.into()),
         },
         _ => None,
     };
@@ -221,14 +219,14 @@ fn main() -> ExitCode {
                     &store,
                     capture_config(&capture),
                     |sink| {
-                        run(
+                        Ok(run(
                             &target,
                             &o,
                             Duration::from_millis(capture.drain_interval_ms),
                             fail_closed,
                             stop,
                             &mut shippers.sink(sink),
-                        )
+                        )?)
                     },
                     |_| format!("signal {}", stop.last()),
                 );
@@ -272,7 +270,7 @@ fn main() -> ExitCode {
                 let r = with_store(
                     &store,
                     capture_config(&capture),
-                    |sink| exec(&opts, stop, &mut shippers.sink(sink)),
+                    |sink| Ok(exec(&opts, stop, &mut shippers.sink(sink))?),
                     |r| match r {
                         Ok(o) => format!("command ended with status {}", o.code()),
                         Err(e) => format!("error: {e:#}"),

@@ -7,7 +7,19 @@
 
 use std::{fs, os::fd::RawFd};
 
-use anyhow::{Context, Result, bail};
+use thiserror::Error;
+
+/// The detached process could not be started (the probes then detach in
+/// the foreground, slowly).
+#[derive(Debug, Error)]
+pub enum DetachError {
+    #[error("pipe2")]
+    Pipe(#[source] std::io::Error),
+    #[error("listing /proc/self/fd")]
+    ListFds(#[source] std::io::Error),
+    #[error("fork")]
+    Fork(#[source] std::io::Error),
+}
 
 /// Kernel objects of the probes, by the link text of /proc/self/fd/N.
 fn is_probe_fd(target: &str) -> bool {
@@ -33,18 +45,27 @@ impl Drop for Handoff {
 /// Forks a detached process holding a copy of every probe fd (and nothing
 /// else). Call it when capture is over; then drop the probes, then the
 /// returned [`Handoff`].
-pub fn hand_off() -> Result<Handoff> {
+pub fn hand_off() -> Result<Handoff, DetachError> {
     let mut pipe = [0 as RawFd; 2];
     // SAFETY: valid array of two fds.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        bail!("pipe2: {}", std::io::Error::last_os_error());
+        return Err(DetachError::Pipe(std::io::Error::last_os_error()));
     }
     let [pipe_r, pipe_w] = pipe;
+    // On failure, leave no pipe behind (the caller detaches in the foreground).
+    let fail = |e: DetachError| {
+        // SAFETY: our own fds, not handed out yet.
+        unsafe {
+            libc::close(pipe_r);
+            libc::close(pipe_w);
+        }
+        e
+    };
     // The child keeps these and closes every other fd — also ones another
     // thread opens meanwhile, so it never holds someone's pipe or file open.
     let mut keep: Vec<RawFd> = vec![pipe_r];
     for entry in fs::read_dir("/proc/self/fd")
-        .context("listing /proc/self/fd")?
+        .map_err(|e| fail(DetachError::ListFds(e)))?
         .flatten()
     {
         let Some(fd) = entry
@@ -68,7 +89,7 @@ pub fn hand_off() -> Result<Handoff> {
     // parent has other threads.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        bail!("fork: {}", std::io::Error::last_os_error());
+        return Err(fail(DetachError::Fork(std::io::Error::last_os_error())));
     }
     if pid == 0 {
         unsafe {

@@ -11,7 +11,7 @@ use aya::{Ebpf, maps::Map};
 use thiserror::Error;
 
 #[derive(Debug, Error)]
-#[error("freezing eBPF map {map}: {source}")]
+#[error("freezing eBPF map {map}")]
 pub struct FreezeError {
     pub map: String,
     #[source]

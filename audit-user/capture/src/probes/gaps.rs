@@ -3,18 +3,17 @@
 //! sys_enter/sys_exit), plus the socket offsets for connected-socket peers.
 //! Every kernel offset comes from BTF or a tracepoint format file at load.
 
-use anyhow::{Context, Result, anyhow};
 use audit_common::{
     event::IoUringOffsets,
     syscall::{CompatConfig, SocketOffsets, SyscallSpec},
 };
-use aya::{
-    Ebpf,
-    maps::Array,
-    programs::{RawTracePoint, TracePoint},
-};
+use aya::{Ebpf, maps::Array};
 
-use super::tracefs;
+use super::{
+    attach::{Hooks, load_and_attach},
+    error::LoadError,
+    tracefs, typed_map,
+};
 use crate::{
     btf::Btf,
     syscalls::{Family, ia32},
@@ -136,43 +135,33 @@ const IO_URING_PROGRAMS: &[(&str, &str)] = &[
     ("iou_complete", "io_uring_complete"),
 ];
 
-pub fn attach_io_uring(ebpf: &mut Ebpf) -> Result<()> {
+pub fn attach_io_uring(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     for (prog, tp) in IO_URING_PROGRAMS {
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-            .try_into()?;
-        p.load()
-            .with_context(|| format!("the kernel verifier rejected {prog}"))?;
-        p.attach("io_uring", tp)
-            .with_context(|| format!("attaching {prog} to io_uring:{tp}"))?;
+        let hooks = Hooks::Tracepoints {
+            category: "io_uring",
+            events: &[tp],
+        };
+        load_and_attach(ebpf, prog, hooks)?;
     }
     Ok(())
 }
 
 /// Fills the i386 spec table and attaches the compat probes.
-pub fn attach_compat(ebpf: &mut Ebpf, families: &[Family]) -> Result<()> {
-    let mut specs: Array<_, SyscallSpec> = Array::try_from(
-        ebpf.map_mut("COMPAT_SPECS")
-            .ok_or_else(|| anyhow!("map COMPAT_SPECS missing"))?,
-    )?;
+pub fn attach_compat(ebpf: &mut Ebpf, families: &[Family]) -> Result<(), LoadError> {
+    let mut specs: Array<_, SyscallSpec> = typed_map(ebpf, "COMPAT_SPECS")?;
     for (nr, spec) in ia32::compat_specs(families).into_iter().enumerate() {
         specs
             .set(nr as u32, spec, 0)
-            .with_context(|| format!("writing the compat spec of i386 syscall {nr}"))?;
+            .map_err(|source| LoadError::MapWrite {
+                what: format!("writing the compat spec of i386 syscall {nr}"),
+                source,
+            })?;
     }
     for (prog, tp) in [
         ("compat_sys_enter", "sys_enter"),
         ("compat_sys_exit", "sys_exit"),
     ] {
-        let p: &mut RawTracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-            .try_into()?;
-        p.load()
-            .with_context(|| format!("the kernel verifier rejected {prog}"))?;
-        p.attach(tp)
-            .with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+        load_and_attach(ebpf, prog, Hooks::Raw(&[tp]))?;
     }
     Ok(())
 }

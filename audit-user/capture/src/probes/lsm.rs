@@ -25,8 +25,10 @@ use std::{os::unix::fs::MetadataExt, path::PathBuf};
 
 use audit_common::lsm::{InodeKey, agent, offset, selftest};
 
+// aya's load error keeps the errno in its source: reasons print the chain.
 use crate::{
     btf::Btf,
+    error::chain,
     syscalls::{self, Family},
 };
 
@@ -34,13 +36,13 @@ use crate::{
 pub enum LsmError {
     #[error("{0} missing from the eBPF object")]
     Missing(&'static str),
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Program {
         what: String,
         #[source]
         source: ProgramError,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Map {
         what: String,
         #[source]
@@ -87,19 +89,6 @@ pub fn offsets(btf: &Btf) -> [u32; offset::COUNT] {
         }
     }
     o
-}
-
-/// The error and every cause below it, on one line (aya's load error keeps
-/// the errno in its source).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 /// Loads, attaches and triggers the self-test program, then removes it.

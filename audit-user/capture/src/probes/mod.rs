@@ -6,13 +6,11 @@ pub mod offsets;
 
 use std::{collections::HashMap as StdHashMap, fs, path::Path};
 
-use anyhow::{Context, Result, anyhow, bail};
 use audit_common::syscall::{MAX_SYSCALL_NR, SyscallSpec};
 use audit_common::{config::scope_mode, kind::LossCounters};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
-    programs::{RawTracePoint, TracePoint},
+    maps::{Array, HashMap, Map, MapData, MapError, PerCpuArray, RingBuf},
 };
 
 use crate::{
@@ -21,11 +19,19 @@ use crate::{
     syscalls::{self, Family},
 };
 
+mod attach;
 pub mod detach;
+pub mod error;
 pub mod freeze;
 mod gaps;
 pub mod lsm;
 mod tracefs;
+
+use attach::{Hooks, load_and_attach};
+pub use error::{AttachError, LoadError};
+pub use tracefs::TracefsError;
+
+type Result<T> = std::result::Result<T, LoadError>;
 
 /// The probes, built by audit-user's build.rs from the audit-ebpf crate.
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/audit-ebpf"));
@@ -91,7 +97,7 @@ impl Probes {
     pub fn load(scope: Scope, opts: &ProbeOptions) -> Result<Probes> {
         let size = opts.ring_buffer_bytes;
         if !size.is_power_of_two() || size < 4096 {
-            bail!("ring buffer size {size} must be a power of two of at least 4096 bytes");
+            return Err(LoadError::RingBufferSize(size));
         }
         let btf = Btf::from_file(Path::new(KERNEL_BTF))?;
         let (offsets, mut missing_fields) = offsets::resolve(&btf)?;
@@ -122,7 +128,7 @@ impl Probes {
             .override_global("LSM_OFFSETS", &lsm::offsets(&btf), true)
             .map_max_entries("EVENTS", size)
             .load(EBPF_OBJECT)
-            .context("loading the eBPF object into the kernel")?;
+            .map_err(LoadError::Object)?;
 
         // Fill the pid-tree map before attaching so the root's first events count.
         if let Scope::PidTree { root } = scope {
@@ -145,26 +151,16 @@ impl Probes {
         let lsm = lsm::attach(&mut ebpf, &opts.families, &opts.protect, &detection)?;
 
         for (prog, tp) in RAW_TRACEPOINTS {
-            let p: &mut RawTracePoint = ebpf
-                .program_mut(prog)
-                .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-                .try_into()?;
-            p.load()
-                .with_context(|| format!("the kernel verifier rejected {prog}"))?;
-            p.attach(tp)
-                .with_context(|| format!("attaching {prog} to raw tracepoint {tp}"))?;
+            load_and_attach(&mut ebpf, prog, Hooks::Raw(&[tp]))?;
         }
 
         // Every cgroup migration of an in-scope process is recorded, and a
         // move into the audited cgroup puts the mover in scope for good.
-        let p: &mut TracePoint = ebpf
-            .program_mut("cgroup_attach_task")
-            .ok_or_else(|| anyhow!("program cgroup_attach_task missing from the eBPF object"))?
-            .try_into()?;
-        p.load()
-            .context("the kernel verifier rejected cgroup_attach_task")?;
-        p.attach("cgroup", "cgroup_attach_task")
-            .context("attaching cgroup_attach_task to tracepoint cgroup:cgroup_attach_task")?;
+        let hooks = Hooks::Tracepoints {
+            category: "cgroup",
+            events: &["cgroup_attach_task"],
+        };
+        load_and_attach(&mut ebpf, "cgroup_attach_task", hooks)?;
 
         // Processes that existed before the probes were attached: add them
         // now. One forked in between is caught by the fork probe (its parent
@@ -172,7 +168,7 @@ impl Probes {
         // cgroup mode a tracked process stays in scope when it leaves the
         // cgroup.
         let existing = match &scope {
-            Scope::PidTree { root } => descendants(*root)?,
+            Scope::PidTree { root } => descendants(*root).map_err(LoadError::ReadProc)?,
             Scope::Cgroup(t) => cgroup::procs_below(&t.path)?,
         };
         track(&mut ebpf, &existing)?;
@@ -191,28 +187,43 @@ impl Probes {
         let m = self
             .ebpf
             .take_map("EVENTS")
-            .ok_or_else(|| anyhow!("ring buffer already taken"))?;
-        Ok(RingBuf::try_from(m)?)
+            .ok_or(LoadError::Taken("ring buffer"))?;
+        RingBuf::try_from(m).map_err(|source| LoadError::MapType {
+            map: "EVENTS",
+            source,
+        })
     }
 
     pub fn take_loss_counters(&mut self) -> Result<PerCpuArray<MapData, LossCounters>> {
         let m = self
             .ebpf
             .take_map("LOSS")
-            .ok_or_else(|| anyhow!("loss counters already taken"))?;
-        Ok(PerCpuArray::try_from(m)?)
+            .ok_or(LoadError::Taken("loss counters"))?;
+        PerCpuArray::try_from(m).map_err(|source| LoadError::MapType {
+            map: "LOSS",
+            source,
+        })
     }
 }
 
+/// The object's map `map` as the type the loader writes it through.
+fn typed_map<'a, T>(ebpf: &'a mut Ebpf, map: &'static str) -> Result<T>
+where
+    T: TryFrom<&'a mut Map, Error = MapError>,
+{
+    let m = ebpf.map_mut(map).ok_or(LoadError::MissingMap(map))?;
+    T::try_from(m).map_err(|source| LoadError::MapType { map, source })
+}
+
 fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
-    let mut tracked: HashMap<_, u32, u8> = HashMap::try_from(
-        ebpf.map_mut("TRACKED_PIDS")
-            .ok_or_else(|| anyhow!("map TRACKED_PIDS missing"))?,
-    )?;
+    let mut tracked: HashMap<_, u32, u8> = typed_map(ebpf, "TRACKED_PIDS")?;
     for &pid in pids {
         tracked
             .insert(pid, 1, 0)
-            .with_context(|| format!("adding pid {pid} to TRACKED_PIDS"))?;
+            .map_err(|source| LoadError::MapWrite {
+                what: format!("adding pid {pid} to TRACKED_PIDS"),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -224,10 +235,7 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
         return Ok(Vec::new());
     }
     tracefs::check_syscall_layout()?;
-    let mut specs: Array<_, SyscallSpec> = Array::try_from(
-        ebpf.map_mut("SPECS")
-            .ok_or_else(|| anyhow!("map SPECS missing"))?,
-    )?;
+    let mut specs: Array<_, SyscallSpec> = typed_map(ebpf, "SPECS")?;
     let mut unavailable = Vec::new();
     let mut present = Vec::new();
     for def in syscalls::TABLE
@@ -239,29 +247,26 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
             continue;
         }
         let nr = u32::try_from(def.nr).ok().filter(|&n| n < MAX_SYSCALL_NR);
-        let nr = nr.ok_or_else(|| {
-            anyhow!(
-                "syscall {} has number {} outside the spec table",
-                def.name,
-                def.nr
-            )
+        let nr = nr.ok_or(LoadError::SyscallNumber {
+            name: def.name,
+            nr: def.nr,
         })?;
         specs
             .set(nr, def.spec(), 0)
-            .with_context(|| format!("writing the spec of {}", def.name))?;
+            .map_err(|source| LoadError::MapWrite {
+                what: format!("writing the spec of {}", def.name),
+                source,
+            })?;
         present.push(def.tracepoint());
     }
     for (prog, prefix) in [("sys_enter", "sys_enter_"), ("sys_exit", "sys_exit_")] {
-        let p: &mut TracePoint = ebpf
-            .program_mut(prog)
-            .ok_or_else(|| anyhow!("program {prog} missing from the eBPF object"))?
-            .try_into()?;
-        p.load()
-            .with_context(|| format!("the kernel verifier rejected {prog}"))?;
-        for tp in &present {
-            p.attach("syscalls", &format!("{prefix}{tp}"))
-                .with_context(|| format!("attaching {prog} to syscalls:{prefix}{tp}"))?;
-        }
+        let events: Vec<String> = present.iter().map(|tp| format!("{prefix}{tp}")).collect();
+        let events: Vec<&str> = events.iter().map(String::as_str).collect();
+        let hooks = Hooks::Tracepoints {
+            category: "syscalls",
+            events: &events,
+        };
+        load_and_attach(ebpf, prog, hooks)?;
     }
     if !unavailable.is_empty() {
         log::warn!(
@@ -272,9 +277,9 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
 }
 
 /// All processes below `root` right now, from /proc/*/stat parent links.
-pub fn descendants(root: u32) -> Result<Vec<u32>> {
+pub fn descendants(root: u32) -> std::io::Result<Vec<u32>> {
     let mut children: StdHashMap<u32, Vec<u32>> = StdHashMap::new();
-    for entry in fs::read_dir("/proc").context("reading /proc")? {
+    for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
         let Some(pid) = entry
             .file_name()

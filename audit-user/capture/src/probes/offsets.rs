@@ -1,9 +1,19 @@
 //! Resolves the kernel struct offsets the probes need from this kernel's BTF.
 
-use anyhow::{Context, Result};
 use audit_common::config::KernelOffsets;
+use thiserror::Error;
 
-use crate::btf::Btf;
+use crate::btf::{Btf, MemberError};
+
+/// A field without which events cannot be attributed is not in this kernel.
+#[derive(Debug, Error)]
+#[error("this kernel's BTF lacks {struct_name}.{member}, which the probes need")]
+pub struct MissingField {
+    pub struct_name: &'static str,
+    pub member: &'static str,
+    #[source]
+    pub source: MemberError,
+}
 
 const REQUIRED: bool = true;
 const OPTIONAL: bool = false;
@@ -12,7 +22,7 @@ const OPTIONAL: bool = false;
 /// fields are those without which events cannot be attributed: a kernel
 /// lacking one is refused at startup rather than producing wrong records.
 /// Optional ones only leave their record field blank.
-pub fn resolve(btf: &Btf) -> Result<(KernelOffsets, Vec<String>)> {
+pub fn resolve(btf: &Btf) -> Result<(KernelOffsets, Vec<String>), MissingField> {
     let mut o = KernelOffsets::missing();
     let rows: [(&mut u32, &str, &str, bool); 39] = [
         (&mut o.task_pid, "task_struct", "pid", REQUIRED),
@@ -69,9 +79,11 @@ pub fn resolve(btf: &Btf) -> Result<(KernelOffsets, Vec<String>)> {
     for (slot, st, member, required) in rows {
         match btf.member_offset(st, member) {
             Ok(off) => *slot = off,
-            Err(e) if required => {
-                return Err(e).with_context(|| {
-                    format!("this kernel's BTF lacks {st}.{member}, which the probes need")
+            Err(source) if required => {
+                return Err(MissingField {
+                    struct_name: st,
+                    member,
+                    source,
                 });
             }
             Err(_) => missing.push(format!("{st}.{member}")),

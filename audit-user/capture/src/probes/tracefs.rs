@@ -4,7 +4,26 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum TracefsError {
+    #[error(
+        "tracefs is not mounted (no /sys/kernel/tracing/events): mount it with `mount -t tracefs nodev /sys/kernel/tracing`"
+    )]
+    NotMounted,
+    #[error("reading {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// (nr, first arg, ret) offsets as found.
+    #[error(
+        "unexpected syscall tracepoint layout on this kernel (nr, first arg, ret offsets = {0:?}; the probes assume 8, 16, 16)"
+    )]
+    Layout((Option<usize>, Option<usize>, Option<usize>)),
+}
 
 fn tracefs_root() -> Option<PathBuf> {
     ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"]
@@ -39,12 +58,14 @@ pub fn field_offset(format: &str, field: &str) -> Option<usize> {
     })
 }
 
-pub fn check_syscall_layout() -> Result<()> {
-    let root = tracefs_root().context(
-        "tracefs is not mounted (no /sys/kernel/tracing/events): mount it with `mount -t tracefs nodev /sys/kernel/tracing`",
-    )?;
-    let read =
-        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+pub fn check_syscall_layout() -> Result<(), TracefsError> {
+    let root = tracefs_root().ok_or(TracefsError::NotMounted)?;
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| TracefsError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
     let enter = read(&root.join("events/syscalls/sys_enter_openat/format"))?;
     let exit = read(&root.join("events/syscalls/sys_exit_openat/format"))?;
     let got = (
@@ -53,9 +74,7 @@ pub fn check_syscall_layout() -> Result<()> {
         field_offset(&exit, "ret"),
     );
     if got != (Some(8), Some(16), Some(16)) {
-        bail!(
-            "unexpected syscall tracepoint layout on this kernel (nr, first arg, ret offsets = {got:?}; the probes assume 8, 16, 16)"
-        );
+        return Err(TracefsError::Layout(got));
     }
     Ok(())
 }

@@ -60,13 +60,13 @@ pub struct SandboxConfig {
 
 #[derive(Debug, Error)]
 pub enum SandboxError {
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io {
         what: &'static str,
         #[source]
         source: std::io::Error,
     },
-    #[error("encoding the sandbox configuration: {0}")]
+    #[error("encoding the sandbox configuration")]
     Encode(#[from] serde_json::Error),
 }
 

@@ -15,19 +15,16 @@ use std::{
     time::Duration,
 };
 
-use anyhow::{Context, Result, bail};
 use serde_json::json;
 use thiserror::Error;
 
-use audit_log::{
-    record::{Json, Record},
-    sink::Sink,
-};
+use audit_log::sink::Sink;
 
-use super::StopSignals;
+use super::{SessionError, StopSignals};
 use crate::{
     cgroup::{self, Cgroup2},
     drain::Drain,
+    error::{SinkError, chain},
     preflight,
     probes::{ProbeOptions, Scope},
     sandbox::{
@@ -73,36 +70,7 @@ impl Stopped {
     }
 }
 
-/// Passes records on and remembers whether the sink (the store) failed, so
-/// a store error is told apart from a capture error.
-struct Watched<'a> {
-    inner: &'a mut dyn Sink,
-    failed: Option<String>,
-}
-
-impl Watched<'_> {
-    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
-        if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| format!("{e:#}"));
-        }
-        r
-    }
-}
-
-impl Sink for Watched<'_> {
-    fn start(&mut self, scope: Json) -> Result<()> {
-        let r = self.inner.start(scope);
-        self.note(r)
-    }
-    fn accept(&mut self, record: Record) -> Result<()> {
-        let r = self.inner.accept(record);
-        self.note(r)
-    }
-    fn flush(&mut self) -> Result<()> {
-        let r = self.inner.flush();
-        self.note(r)
-    }
-}
+type Result<T> = std::result::Result<T, SessionError>;
 
 #[derive(Clone, Debug)]
 pub struct ExecOptions {
@@ -135,7 +103,7 @@ pub fn exec(opts: &ExecOptions, stop: &StopSignals, sink: &mut dyn Sink) -> Resu
     preflight::check()?;
     sandbox::protect_agent();
     let Some((program, args)) = opts.command.split_first() else {
-        bail!("exec needs a command: sandbox-audit exec -- CMD [ARGS...]");
+        return Err(SessionError::NoCommand);
     };
     let cg2 = Cgroup2::find()?;
     let name = opts
@@ -163,7 +131,7 @@ pub fn exec(opts: &ExecOptions, stop: &StopSignals, sink: &mut dyn Sink) -> Resu
         }
     }
     if let Err(e) = cgroup::remove(&target.path) {
-        log::warn!("{e:#}");
+        log::warn!("{}", chain(&e));
     }
     result
 }
@@ -192,7 +160,7 @@ fn freeze_and_kill(cg: &Path) {
         log::error!("freezing {}: {e}", cg.display());
     }
     if let Err(e) = cgroup::kill_all(cg) {
-        log::error!("{e:#}");
+        log::error!("{}", chain(&e));
     }
     for _ in 0..200 {
         if !cgroup::populated(cg).unwrap_or(false) {
@@ -205,10 +173,7 @@ fn freeze_and_kill(cg: &Path) {
 fn spawn_plain(cg: &Path, program: &OsString, args: &[OsString]) -> Result<std::process::Child> {
     // The child moves itself into the cgroup between fork and exec, so the
     // exec of CMD is its first audited event.
-    let procs = OpenOptions::new()
-        .write(true)
-        .open(cg.join("cgroup.procs"))
-        .with_context(|| format!("opening {}/cgroup.procs", cg.display()))?;
+    let procs = open_procs(cg)?;
     let procs_fd = std::os::fd::AsRawFd::as_raw_fd(&procs);
     // Search PATH here, not in the child: each miss would otherwise be an
     // audited failed execve of the command itself.
@@ -225,7 +190,23 @@ fn spawn_plain(cg: &Path, program: &OsString, args: &[OsString]) -> Result<std::
     }
     command
         .spawn()
-        .with_context(|| format!("cannot run {}", Path::new(program).display()))
+        .map_err(|source| cannot_run(program, source))
+}
+
+/// The cgroup's `cgroup.procs`, to move CMD in.
+fn open_procs(cg: &Path) -> Result<std::fs::File> {
+    let path = cg.join("cgroup.procs");
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .map_err(|source| SessionError::OpenProcs { path, source })
+}
+
+fn cannot_run(program: &OsString, source: std::io::Error) -> SessionError {
+    SessionError::CannotRun {
+        program: PathBuf::from(program),
+        source,
+    }
 }
 
 /// What the sandbox reported besides denied syscalls.
@@ -239,7 +220,9 @@ struct Reports {
 fn handle(events: Vec<Event>, sink: &mut dyn Sink, reports: &mut Reports) -> Result<()> {
     for ev in events {
         match ev {
-            Event::Denied(d) => sink.accept(supervisor::record(&d))?,
+            Event::Denied(d) => sink
+                .accept(supervisor::record(&d))
+                .map_err(SinkError::new)?,
             Event::ExecFailed(e) => reports.exec_failed = Some(e),
             Event::SetupFailed(t) => reports.setup_failed = Some(t),
             Event::ListenerFailed(t) => reports.listener_failed = Some(t),
@@ -278,38 +261,31 @@ fn run_in(
     session.insert("sandbox".into(), described);
     let mut capture = Drain::start(scope, &opts.probe)?;
     crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
-    sink.start(session)?;
+    sink.start(session).map_err(SinkError::new)?;
 
     let (mut child, supervisor) = match &config {
         None => (spawn_plain(cg, program, args)?, None),
         Some(c) => {
-            let procs = OpenOptions::new()
-                .write(true)
-                .open(cg.join("cgroup.procs"))
-                .with_context(|| format!("opening {}/cgroup.procs", cg.display()))?;
+            let procs = open_procs(cg)?;
             let sb = sandbox::spawn(c, &procs)?;
-            let sup = Supervisor::start(sb.control).context("starting the seccomp supervisor")?;
+            let sup = Supervisor::start(sb.control).map_err(SessionError::Supervisor)?;
             (sb.outer, Some(sup))
         }
     };
 
-    let mut sink = Watched {
-        inner: sink,
-        failed: None,
-    };
     let mut reports = Reports::default();
     let mut status = None;
     let mut forwarded = 0;
     let looped: Result<()> = (|| loop {
-        capture.pump(opts.interval, &mut sink)?;
+        capture.pump(opts.interval, sink)?;
         if let Some(sup) = &supervisor {
-            handle(sup.poll(), &mut sink, &mut reports)?;
+            handle(sup.poll(), sink, &mut reports)?;
             if let Some(t) = &reports.listener_failed {
-                bail!("serving the seccomp listener: {t}");
+                return Err(SessionError::Listener(t.clone()));
             }
         }
         if status.is_none() {
-            status = child.try_wait().context("waiting for the command")?;
+            status = child.try_wait().map_err(SessionError::Wait)?;
         }
         // First signal: pass it to CMD. Second: kill everything in the cgroup.
         let signals = stop.count();
@@ -327,35 +303,36 @@ fn run_in(
     })();
     let mut finished = looped.and_then(|()| {
         if let Some(sup) = supervisor {
-            handle(sup.stop(), &mut sink, &mut reports)?;
+            handle(sup.stop(), sink, &mut reports)?;
         }
         // Every exit was traced before the cgroup emptied: one last drain gets all.
-        capture.drain(&mut sink)?;
+        capture.drain(sink)?;
         Ok(())
     });
     if let Err(e) = &finished {
         // Fail closed before the probes go away.
         freeze_and_kill(cg);
         let _ = child.wait();
-        let why = format!("{e:#}");
+        let why = chain(e);
         log::error!("sandbox frozen and killed: {why}");
-        let stopped = match sink.failed.take() {
-            Some(store) => Stopped::LogFailed(store),
-            None => Stopped::CaptureFailed(why),
+        // Which side failed is told by the error's type.
+        let stopped = if e.is_log_failure() {
+            Stopped::LogFailed(why)
+        } else {
+            Stopped::CaptureFailed(why)
         };
-        finished = Err(anyhow::Error::new(stopped));
+        finished = Err(SessionError::Stopped(stopped));
     }
     log::info!("capture ended: {:?}", capture.stats);
     capture.release();
     finished?;
     if let Some(t) = reports.setup_failed {
-        bail!("setting up the sandbox: {t}");
+        return Err(SessionError::SandboxSetup(t));
     }
     if let Some(e) = reports.exec_failed {
-        return Err(std::io::Error::from_raw_os_error(e))
-            .with_context(|| format!("cannot run {}", Path::new(program).display()));
+        return Err(cannot_run(program, std::io::Error::from_raw_os_error(e)));
     }
     Ok(ExecOutcome {
-        status: status.context("command status missing")?,
+        status: status.ok_or(SessionError::NoStatus)?,
     })
 }

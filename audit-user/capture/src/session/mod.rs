@@ -1,15 +1,17 @@
 //! Whole audit sessions (`exec`, `run`): the commands behind the CLI,
 //! callable from tests as plain functions.
 
+mod error;
 pub mod exec;
 pub mod run;
+
+pub use error::SessionError;
 
 use std::sync::{
     Arc,
     atomic::{AtomicUsize, Ordering},
 };
 
-use anyhow::{Context, Result};
 use audit_log::record::Json;
 use serde_json::{Value, json};
 
@@ -24,7 +26,7 @@ pub struct StopSignals {
 }
 
 impl StopSignals {
-    pub fn install() -> Result<StopSignals> {
+    pub fn install() -> Result<StopSignals, SessionError> {
         let s = StopSignals {
             count: Arc::default(),
             last: Arc::default(),
@@ -38,7 +40,10 @@ impl StopSignals {
                     count.fetch_add(1, Ordering::SeqCst);
                 })
             }
-            .with_context(|| format!("installing a handler for signal {sig}"))?;
+            .map_err(|source| SessionError::Signal {
+                signal: sig,
+                source,
+            })?;
         }
         Ok(s)
     }

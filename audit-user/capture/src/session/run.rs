@@ -6,14 +6,13 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use anyhow::{Result, bail};
-
 use audit_log::sink::Sink;
 
-use super::StopSignals;
+use super::{SessionError, StopSignals};
 use crate::{
     cgroup::Cgroup2,
     drain::Drain,
+    error::{SinkError, chain},
     preflight,
     probes::{ProbeOptions, Scope},
     sandbox::{
@@ -28,12 +27,14 @@ pub enum Target {
     Pid(u32),
 }
 
+type Result<T> = std::result::Result<T, SessionError>;
+
 pub fn resolve_scope(target: &Target) -> Result<Scope> {
     Ok(match target {
         Target::Cgroup(p) => Scope::Cgroup(Cgroup2::find()?.target(p)?),
         Target::Pid(pid) => {
             if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
-                bail!("no process with pid {pid}");
+                return Err(SessionError::NoSuchPid(*pid));
             }
             Scope::PidTree { root: *pid }
         }
@@ -64,7 +65,7 @@ pub fn run(
     let mut session = super::scope_json(&scope);
     session.insert("fail_closed".into(), (fail_closed as u8).into());
     crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
-    sink.start(session)?;
+    sink.start(session).map_err(SinkError::new)?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
     let result = (|| {
         while stop.count() == 0 {
@@ -75,7 +76,7 @@ pub fn run(
     if let Err(e) = &result {
         if fail_closed {
             match watchdog::stop(&guarded) {
-                Ok(()) => log::error!("stopped {guarded:?} (fail closed): {e:#}"),
+                Ok(()) => log::error!("stopped {guarded:?} (fail closed): {}", chain(e)),
                 Err(s) => log::error!("{s}"),
             }
         }
