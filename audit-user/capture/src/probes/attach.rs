@@ -34,18 +34,18 @@ pub fn load_and_attach(
         move |source| AttachError::WrongType {
             program: program.into(),
             expected,
-            source,
+            source: Box::new(source),
         }
     };
     let rejected = |source| AttachError::Rejected {
         program: program.into(),
-        source,
+        source: Box::new(source),
     };
     let attach = |target: String| {
         move |source: ProgramError| AttachError::Attach {
             program: program.into(),
             target,
-            source,
+            source: Box::new(source),
         }
     };
     match hooks {

@@ -1,6 +1,7 @@
 //! Why the probes could not be set up. Each variant names the program, map,
 //! struct field or file involved, and keeps aya's or the kernel's error as
-//! its source (the errno of a refused load is in there).
+//! its source (the errno of a refused load is in there), boxed: aya's
+//! errors are large and these travel through every `?`.
 
 use aya::{EbpfError, maps::MapError, programs::ProgramError};
 use thiserror::Error;
@@ -18,7 +19,7 @@ pub enum LoadError {
     #[error(transparent)]
     RequiredField(#[from] MissingField),
     #[error("loading the eBPF object into the kernel")]
-    Object(#[source] EbpfError),
+    Object(#[source] Box<EbpfError>),
     #[error(transparent)]
     Tracefs(#[from] TracefsError),
     #[error(transparent)]
@@ -38,14 +39,14 @@ pub enum LoadError {
     MapType {
         map: &'static str,
         #[source]
-        source: MapError,
+        source: Box<MapError>,
     },
     /// `what` says which entry of which map ("adding pid 7 to TRACKED_PIDS").
     #[error("{what}")]
     MapWrite {
         what: String,
         #[source]
-        source: MapError,
+        source: Box<MapError>,
     },
     #[error("syscall {name} has number {nr} outside the spec table")]
     SyscallNumber { name: &'static str, nr: i64 },
@@ -64,13 +65,13 @@ pub enum AttachError {
         program: String,
         expected: &'static str,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     #[error("the kernel verifier rejected {program}")]
     Rejected {
         program: String,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
     /// `target` is "raw tracepoint NAME" or "tracepoint CATEGORY:NAME".
     #[error("attaching {program} to {target}")]
@@ -78,6 +79,6 @@ pub enum AttachError {
         program: String,
         target: String,
         #[source]
-        source: ProgramError,
+        source: Box<ProgramError>,
     },
 }

@@ -154,7 +154,7 @@ pub fn attach_compat(ebpf: &mut Ebpf, families: &[Family]) -> Result<(), LoadErr
             .set(nr as u32, spec, 0)
             .map_err(|source| LoadError::MapWrite {
                 what: format!("writing the compat spec of i386 syscall {nr}"),
-                source,
+                source: Box::new(source),
             })?;
     }
     for (prog, tp) in [

@@ -128,7 +128,7 @@ impl Probes {
             .override_global("LSM_OFFSETS", &lsm::offsets(&btf), true)
             .map_max_entries("EVENTS", size)
             .load(EBPF_OBJECT)
-            .map_err(LoadError::Object)?;
+            .map_err(|e| LoadError::Object(Box::new(e)))?;
 
         // Fill the pid-tree map before attaching so the root's first events count.
         if let Scope::PidTree { root } = scope {
@@ -190,7 +190,7 @@ impl Probes {
             .ok_or(LoadError::Taken("ring buffer"))?;
         RingBuf::try_from(m).map_err(|source| LoadError::MapType {
             map: "EVENTS",
-            source,
+            source: Box::new(source),
         })
     }
 
@@ -201,7 +201,7 @@ impl Probes {
             .ok_or(LoadError::Taken("loss counters"))?;
         PerCpuArray::try_from(m).map_err(|source| LoadError::MapType {
             map: "LOSS",
-            source,
+            source: Box::new(source),
         })
     }
 }
@@ -212,7 +212,10 @@ where
     T: TryFrom<&'a mut Map, Error = MapError>,
 {
     let m = ebpf.map_mut(map).ok_or(LoadError::MissingMap(map))?;
-    T::try_from(m).map_err(|source| LoadError::MapType { map, source })
+    T::try_from(m).map_err(|source| LoadError::MapType {
+        map,
+        source: Box::new(source),
+    })
 }
 
 fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
@@ -222,7 +225,7 @@ fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
             .insert(pid, 1, 0)
             .map_err(|source| LoadError::MapWrite {
                 what: format!("adding pid {pid} to TRACKED_PIDS"),
-                source,
+                source: Box::new(source),
             })?;
     }
     Ok(())
@@ -255,7 +258,7 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
             .set(nr, def.spec(), 0)
             .map_err(|source| LoadError::MapWrite {
                 what: format!("writing the spec of {}", def.name),
-                source,
+                source: Box::new(source),
             })?;
         present.push(def.tracepoint());
     }
