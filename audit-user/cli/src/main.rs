@@ -317,3 +317,42 @@ fn other(cmd: Cmd) -> ExitCode {
         Cmd::Run { .. } | Cmd::Exec { .. } => ExitCode::from(EXIT_INTERNAL),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audit_capture::session::exec::Stopped;
+
+    fn cannot_run(kind: io::ErrorKind) -> anyhow::Error {
+        SessionError::CannotRun {
+            program: "/x".into(),
+            source: io::Error::from(kind),
+        }
+        .into()
+    }
+
+    #[test]
+    fn exit_status_comes_from_the_error_type() {
+        assert_eq!(
+            exit_status(&cannot_run(io::ErrorKind::NotFound)),
+            EXIT_NOT_FOUND
+        );
+        assert_eq!(
+            exit_status(&cannot_run(io::ErrorKind::PermissionDenied)),
+            EXIT_CANNOT_EXECUTE
+        );
+        assert_eq!(
+            exit_status(&cannot_run(io::ErrorKind::Other)),
+            EXIT_INTERNAL
+        );
+        let stopped: anyhow::Error = SessionError::Stopped(Stopped::LogFailed("x".into())).into();
+        assert_eq!(
+            exit_status(&stopped),
+            audit_capture::session::exec::EXIT_LOG_FAILED
+        );
+        // The same words without the type are an internal error.
+        let text =
+            anyhow::Error::new(io::Error::from(io::ErrorKind::NotFound)).context("cannot run /x");
+        assert_eq!(exit_status(&text), EXIT_INTERNAL);
+    }
+}
