@@ -11,6 +11,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+pub mod checks;
 pub mod keys;
 pub mod lifecycle;
 pub mod lockfile;
@@ -23,3 +24,16 @@ pub mod sink;
 pub mod store;
 pub mod verify;
 pub mod writer;
+
+/// An error and its sources on one line ("a: b: c", as anyhow's `{:#}`
+/// prints it), for text that is kept: a log line, a `stop` reason.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -21,7 +21,7 @@ use thiserror::Error;
 
 use audit_log::{
     record::{Json, Record},
-    sink::Sink,
+    sink::{Sink, SinkError},
 };
 
 use super::StopSignals;
@@ -81,24 +81,24 @@ struct Watched<'a> {
 }
 
 impl Watched<'_> {
-    fn note<T>(&mut self, r: Result<T>) -> Result<T> {
+    fn note<T>(&mut self, r: Result<T, SinkError>) -> Result<T, SinkError> {
         if let Err(e) = &r {
-            self.failed.get_or_insert_with(|| format!("{e:#}"));
+            self.failed.get_or_insert_with(|| audit_log::error_text(e));
         }
         r
     }
 }
 
 impl Sink for Watched<'_> {
-    fn start(&mut self, scope: Json) -> Result<()> {
+    fn start(&mut self, scope: Json) -> Result<(), SinkError> {
         let r = self.inner.start(scope);
         self.note(r)
     }
-    fn accept(&mut self, record: Record) -> Result<()> {
+    fn accept(&mut self, record: Record) -> Result<(), SinkError> {
         let r = self.inner.accept(record);
         self.note(r)
     }
-    fn flush(&mut self) -> Result<()> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         let r = self.inner.flush();
         self.note(r)
     }
