@@ -6,7 +6,10 @@
 //! epoch [`keys`] and writes the [`lifecycle`] records, [`segment`] files
 //! hold the lines and [`store`] ties these together with group commit;
 //! [`recover`] checks a store's tail on restart. Reading: [`verify`] proves
-//! a log intact, sharing every format rule with the writer.
+//! a log intact, sharing every format rule with the writer; restart and
+//! verify make the same [`checks`] (chain link, checkpoint, key rotation).
+//! Errors are typed per module (`KeyError`, `StoreError`, `RecoverError`,
+//! `VerifyError`, `SinkError`, …) so callers choose by variant, not text.
 
 pub mod canonical;
 pub mod chain;
