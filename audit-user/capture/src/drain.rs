@@ -151,13 +151,13 @@ impl Drain {
                 }
             };
             drop(item);
-            sink.accept(rec).map_err(SinkError::new)?;
+            sink.accept(rec)?;
             n += 1;
         }
         self.backlog = n == max;
         self.stats.events += n;
         self.check_loss(sink)?;
-        sink.flush().map_err(SinkError::new)?;
+        sink.flush()?;
         Ok(n)
     }
 
@@ -180,7 +180,7 @@ impl Drain {
         if !kinds.is_empty() {
             let rec = record::loss(t, self.loss_checked_ns, &kinds);
             self.stats.lost += kinds.values().sum::<u64>();
-            sink.accept(rec).map_err(SinkError::new)?;
+            sink.accept(rec)?;
         }
         self.loss_checked_ns = t;
         Ok(())

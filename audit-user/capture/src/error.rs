@@ -1,27 +1,11 @@
-//! What every error type of this crate shares: the sink's error (whatever
-//! type the next stage returns, kept with its causes) and one way to print
-//! an error with all its causes, as the CLI does.
+//! What every error type of this crate shares: the sink's error (audit-log's
+//! type) and one way to print an error with all its causes, as the CLI does.
 
 use std::error::Error;
 
-/// An error of the sink (the store, a shipper): the log could not take a
-/// record. Its own type, so a session tells a log failure from a capture
-/// failure by type.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct SinkError(Box<dyn Error + Send + Sync + 'static>);
-
-impl SinkError {
-    /// Wraps whatever the sink returned (its causes stay reachable).
-    pub fn new(e: impl Into<Box<dyn Error + Send + Sync + 'static>>) -> SinkError {
-        SinkError(e.into())
-    }
-
-    /// The sink's own error, to downcast.
-    pub fn inner(&self) -> &(dyn Error + Send + Sync + 'static) {
-        &*self.0
-    }
-}
+/// The sink's error (the store, a shipper): audit-log's own type, so a
+/// session tells a log failure from a capture failure by type.
+pub use audit_log::sink::SinkError;
 
 /// The error and every cause below it on one line, "a: b: c" (what
 /// anyhow's `{:#}` prints; error messages here never repeat their source).
@@ -51,11 +35,10 @@ mod tests {
             chain(&e),
             "opening x: No such file or directory (os error 2)"
         );
-        let s = SinkError::new(e);
+        let s = SinkError::Other(Box::new(e));
         assert_eq!(
             chain(&s),
             "opening x: No such file or directory (os error 2)"
         );
-        assert!(s.inner().downcast_ref::<Outer>().is_some());
     }
 }

@@ -24,17 +24,96 @@ use std::{
     time::SystemTime,
 };
 
-use anyhow::{Context, Result, bail};
 use ed25519_dalek::SigningKey;
 use zeroize::Zeroizing;
 
 use crate::{
     chain::parse_hex32,
-    checkpoint::{parse_vkey, valid_key_name, vkey},
+    checkpoint::{NoteError, parse_vkey, valid_key_name, vkey},
     merkle::Hash,
 };
 
 pub const DEFAULT_KEY_DIR: &str = "/var/lib/sandbox-audit/keys";
+
+/// Why a key directory could not be created, read or changed. Each names
+/// the file.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// `action` says what was done to `path` ("reading", "creating", …).
+    #[error("{action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("renaming {} to {}", from.display(), to.display())]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading {} (create keys with `sandbox-audit keygen`)", path.display())]
+    NoOrigin {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("reading random bytes: {0}")]
+    Random(String),
+    #[error(
+        "{} has mode {mode:o}; it must not be accessible to group or others (expected {expected:o})",
+        path.display()
+    )]
+    Exposed {
+        path: PathBuf,
+        mode: u32,
+        expected: u32,
+    },
+    #[error("{} already holds keys", path.display())]
+    Exists { path: PathBuf },
+    #[error("host id {host_id:?} does not make a valid origin")]
+    BadHostId { host_id: String },
+    #[error("{} is not a directory", path.display())]
+    NotDir { path: PathBuf },
+    #[error("{}: {origin:?} is not a valid origin", path.display())]
+    BadOrigin { path: PathBuf, origin: String },
+    #[error("unexpected file {name} in {}", dir.display())]
+    Unexpected { name: String, dir: PathBuf },
+    #[error("{} is not a 32-byte Ed25519 seed", path.display())]
+    BadSeed { path: PathBuf },
+    #[error("{} does not match {public}", path.display())]
+    Mismatch { path: PathBuf, public: String },
+    #[error("{}", path.display())]
+    BadVerifierKey {
+        path: PathBuf,
+        #[source]
+        source: NoteError,
+    },
+    #[error("{} is for {name}, not {origin}", path.display())]
+    WrongOrigin {
+        path: PathBuf,
+        name: String,
+        origin: String,
+    },
+    #[error("{} does not hold a record hash", path.display())]
+    BadBound { path: PathBuf },
+}
+
+type Result<T, E = KeyError> = std::result::Result<T, E>;
+
+/// An I/O error while doing `action` to `path`.
+fn io_err<'a>(
+    action: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(std::io::Error) -> KeyError + 'a {
+    move |source| KeyError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// One epoch's signing key.
 #[derive(Clone)]
@@ -66,26 +145,29 @@ fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
+        .map_err(io_err("creating", &tmp))?;
     f.write_all(bytes)
         .and_then(|_| f.sync_all())
-        .with_context(|| format!("writing {}", tmp.display()))?;
+        .map_err(io_err("writing", &tmp))?;
     let dest = dir.join(name);
-    fs::rename(&tmp, &dest)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), dest.display()))?;
+    fs::rename(&tmp, &dest).map_err(|source| KeyError::Rename {
+        from: tmp.clone(),
+        to: dest.clone(),
+        source,
+    })?;
     sync_dir(dir)
 }
 
 pub fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .with_context(|| format!("syncing directory {}", dir.display()))
+        .map_err(io_err("syncing directory", dir))
 }
 
 /// Random bytes from the kernel.
 pub fn random_bytes<const N: usize>() -> Result<Zeroizing<[u8; N]>> {
     let mut b = Zeroizing::new([0u8; N]);
-    getrandom::fill(b.as_mut()).map_err(|e| anyhow::anyhow!("reading random bytes: {e}"))?;
+    getrandom::fill(b.as_mut()).map_err(|e| KeyError::Random(e.to_string()))?;
     Ok(b)
 }
 
@@ -99,14 +181,13 @@ fn pub_name(epoch: u64) -> String {
 
 /// Refuses a secret that others could read: it would already be compromised.
 fn check_private(path: &Path, want_mode: u32) -> Result<()> {
-    let m = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    let m = fs::metadata(path).map_err(io_err("reading", path))?;
     if m.mode() & 0o077 != 0 {
-        bail!(
-            "{} has mode {:o}; it must not be accessible to group or others (expected {:o})",
-            path.display(),
-            m.mode() & 0o777,
-            want_mode
-        );
+        return Err(KeyError::Exposed {
+            path: path.to_path_buf(),
+            mode: m.mode() & 0o777,
+            expected: want_mode,
+        });
     }
     Ok(())
 }
@@ -115,17 +196,20 @@ impl KeyDir {
     /// Initialises a new key directory: origin, epoch 0's key, trust root.
     /// Fails if one is already there.
     pub fn create(path: &Path, host_id: &str) -> Result<KeyDir> {
-        fs::create_dir_all(path)
-            .with_context(|| format!("creating key directory {}", path.display()))?;
+        fs::create_dir_all(path).map_err(io_err("creating key directory", path))?;
         fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting mode 0700 on {}", path.display()))?;
+            .map_err(io_err("setting mode 0700 on", path))?;
         if path.join("origin").exists() {
-            bail!("{} already holds keys", path.display());
+            return Err(KeyError::Exists {
+                path: path.to_path_buf(),
+            });
         }
         let tag = random_bytes::<4>()?;
         let origin = format!("sandbox-audit/{host_id}/{}", hex::encode(*tag));
         if !valid_key_name(&origin) {
-            bail!("host id {host_id:?} does not make a valid origin");
+            return Err(KeyError::BadHostId {
+                host_id: host_id.to_string(),
+            });
         }
         let dir = KeyDir {
             path: path.to_path_buf(),
@@ -144,24 +228,24 @@ impl KeyDir {
 
     /// Opens an existing key directory.
     pub fn open(path: &Path) -> Result<KeyDir> {
-        let m = fs::metadata(path).with_context(|| format!("key directory {}", path.display()))?;
+        let m = fs::metadata(path).map_err(io_err("key directory", path))?;
         if !m.is_dir() {
-            bail!("{} is not a directory", path.display());
+            return Err(KeyError::NotDir {
+                path: path.to_path_buf(),
+            });
         }
         check_private(path, 0o700)?;
         let origin_path = path.join("origin");
-        let origin = fs::read_to_string(&origin_path).with_context(|| {
-            format!(
-                "reading {} (create keys with `sandbox-audit keygen`)",
-                origin_path.display()
-            )
+        let origin = fs::read_to_string(&origin_path).map_err(|source| KeyError::NoOrigin {
+            path: origin_path.clone(),
+            source,
         })?;
         let origin = origin.trim_end_matches('\n').to_string();
         if !valid_key_name(&origin) {
-            bail!(
-                "{}: {origin:?} is not a valid origin",
-                origin_path.display()
-            );
+            return Err(KeyError::BadOrigin {
+                path: origin_path,
+                origin,
+            });
         }
         Ok(KeyDir {
             path: path.to_path_buf(),
@@ -190,18 +274,19 @@ impl KeyDir {
     /// The trust root: epoch 0's verifier key line.
     pub fn trust_root(&self) -> Result<String> {
         let p = self.path.join("trust-root.vkey");
-        let s = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        parse_vkey(&s).with_context(|| format!("{}", p.display()))?;
+        let s = fs::read_to_string(&p).map_err(io_err("reading", &p))?;
+        parse_vkey(&s).map_err(|source| KeyError::BadVerifierKey {
+            path: p.clone(),
+            source,
+        })?;
         Ok(s.trim().to_string())
     }
 
     /// Epochs whose secret is present, ascending.
     pub fn secret_epochs(&self) -> Result<Vec<u64>> {
         let mut v = Vec::new();
-        for e in
-            fs::read_dir(&self.path).with_context(|| format!("listing {}", self.path.display()))?
-        {
-            let name = e?.file_name();
+        for e in fs::read_dir(&self.path).map_err(io_err("listing", &self.path))? {
+            let name = e.map_err(io_err("listing", &self.path))?.file_name();
             let name = name.to_string_lossy();
             if let Some(n) = name
                 .strip_prefix("epoch-")
@@ -209,7 +294,12 @@ impl KeyDir {
             {
                 match n.parse() {
                     Ok(n) => v.push(n),
-                    Err(_) => bail!("unexpected file {name} in {}", self.path.display()),
+                    Err(_) => {
+                        return Err(KeyError::Unexpected {
+                            name: name.into_owned(),
+                            dir: self.path.clone(),
+                        });
+                    }
                 }
             }
         }
@@ -221,23 +311,25 @@ impl KeyDir {
     pub fn load(&self, epoch: u64) -> Result<EpochKey> {
         let p = self.path.join(secret_name(epoch));
         check_private(&p, 0o600)?;
-        let bytes =
-            Zeroizing::new(fs::read(&p).with_context(|| format!("reading {}", p.display()))?);
+        let bytes = Zeroizing::new(fs::read(&p).map_err(io_err("reading", &p))?);
         let seed: &[u8; 32] = bytes
             .as_slice()
             .try_into()
-            .map_err(|_| anyhow::anyhow!("{} is not a 32-byte Ed25519 seed", p.display()))?;
+            .map_err(|_| KeyError::BadSeed { path: p.clone() })?;
         let key = SigningKey::from_bytes(seed);
         let created = fs::metadata(&p)
             .and_then(|m| m.modified())
-            .with_context(|| format!("reading the time of {}", p.display()))?;
+            .map_err(io_err("reading the time of", &p))?;
         let k = EpochKey {
             epoch,
             key,
             created,
         };
         if self.public(epoch)? != k.public() {
-            bail!("{} does not match {}", p.display(), pub_name(epoch));
+            return Err(KeyError::Mismatch {
+                path: p,
+                public: pub_name(epoch),
+            });
         }
         Ok(k)
     }
@@ -245,10 +337,17 @@ impl KeyDir {
     /// Epoch `epoch`'s public key (kept after its secret is erased).
     pub fn public(&self, epoch: u64) -> Result<[u8; 32]> {
         let p = self.path.join(pub_name(epoch));
-        let s = fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
-        let (name, pk) = parse_vkey(&s).with_context(|| format!("{}", p.display()))?;
+        let s = fs::read_to_string(&p).map_err(io_err("reading", &p))?;
+        let (name, pk) = parse_vkey(&s).map_err(|source| KeyError::BadVerifierKey {
+            path: p.clone(),
+            source,
+        })?;
         if name != self.origin {
-            bail!("{} is for {name}, not {}", p.display(), self.origin);
+            return Err(KeyError::WrongOrigin {
+                path: p,
+                name,
+                origin: self.origin.clone(),
+            });
         }
         Ok(pk)
     }
@@ -280,12 +379,12 @@ impl KeyDir {
             let len = f.metadata().map(|m| m.len()).unwrap_or(32) as usize;
             f.write_all(&vec![0u8; len])
                 .and_then(|_| f.sync_all())
-                .with_context(|| format!("overwriting {}", p.display()))?;
+                .map_err(io_err("overwriting", &p))?;
         }
         match fs::remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+            Err(e) => return Err(io_err("removing", &p)(e)),
         }
         sync_dir(&self.path)
     }
@@ -296,9 +395,9 @@ impl KeyDir {
         match fs::read_to_string(&p) {
             Ok(s) => parse_hex32(s.trim().as_bytes())
                 .map(Some)
-                .with_context(|| format!("{} does not hold a record hash", p.display())),
+                .ok_or(KeyError::BadBound { path: p }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+            Err(e) => Err(io_err("reading", &p)(e)),
         }
     }
 

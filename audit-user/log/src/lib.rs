@@ -6,11 +6,15 @@
 //! epoch [`keys`] and writes the [`lifecycle`] records, [`segment`] files
 //! hold the lines and [`store`] ties these together with group commit;
 //! [`recover`] checks a store's tail on restart. Reading: [`verify`] proves
-//! a log intact, sharing every format rule with the writer.
+//! a log intact, sharing every format rule with the writer; restart and
+//! verify make the same [`checks`] (chain link, checkpoint, key rotation).
+//! Errors are typed per module (`KeyError`, `StoreError`, `RecoverError`,
+//! `VerifyError`, `SinkError`, …) so callers choose by variant, not text.
 
 pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
+pub mod checks;
 pub mod keys;
 pub mod lifecycle;
 pub mod lockfile;
@@ -23,3 +27,16 @@ pub mod sink;
 pub mod store;
 pub mod verify;
 pub mod writer;
+
+/// An error and its sources on one line ("a: b: c", as anyhow's `{:#}`
+/// prints it), for text that is kept: a log line, a `stop` reason.
+pub fn error_text(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

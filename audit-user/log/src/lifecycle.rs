@@ -11,16 +11,98 @@ use crate::{
     record::{Json, Record},
 };
 
-pub const GENESIS: &str = "genesis";
-pub const START: &str = "start";
-pub const STOP: &str = "stop";
-pub const RECOVERY: &str = "recovery";
-pub const CONFIG: &str = "config";
-pub const KEY_ROTATION: &str = "key_rotation";
-pub const CHECKPOINT: &str = "checkpoint";
-pub const PROTECTION: &str = "protection";
-pub const UNENCODABLE: &str = "unencodable_record";
-pub const STORE_ERROR: &str = "store_error";
+/// The kinds of record the log writes about itself, plus `loss` (written
+/// by capture, counted by verify): docs/FORMAT.md, "Lifecycle records".
+/// On disk a kind is its [`LifecycleKind::as_str`] name; every other kind
+/// (exec, open, …) is an event of capture's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LifecycleKind {
+    Genesis,
+    Start,
+    Stop,
+    Recovery,
+    Config,
+    KeyRotation,
+    Checkpoint,
+    Protection,
+    Unencodable,
+    StoreError,
+    Loss,
+}
+
+impl LifecycleKind {
+    pub const ALL: [LifecycleKind; 11] = [
+        LifecycleKind::Genesis,
+        LifecycleKind::Start,
+        LifecycleKind::Stop,
+        LifecycleKind::Recovery,
+        LifecycleKind::Config,
+        LifecycleKind::KeyRotation,
+        LifecycleKind::Checkpoint,
+        LifecycleKind::Protection,
+        LifecycleKind::Unencodable,
+        LifecycleKind::StoreError,
+        LifecycleKind::Loss,
+    ];
+
+    /// The `kind` string in a record.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LifecycleKind::Genesis => "genesis",
+            LifecycleKind::Start => "start",
+            LifecycleKind::Stop => "stop",
+            LifecycleKind::Recovery => "recovery",
+            LifecycleKind::Config => "config",
+            LifecycleKind::KeyRotation => "key_rotation",
+            LifecycleKind::Checkpoint => "checkpoint",
+            LifecycleKind::Protection => "protection",
+            LifecycleKind::Unencodable => "unencodable_record",
+            LifecycleKind::StoreError => "store_error",
+            LifecycleKind::Loss => "loss",
+        }
+    }
+
+    /// The lifecycle kind a `kind` string names; None for capture's events.
+    pub fn of(kind: &str) -> Option<LifecycleKind> {
+        Some(match kind {
+            "genesis" => LifecycleKind::Genesis,
+            "start" => LifecycleKind::Start,
+            "stop" => LifecycleKind::Stop,
+            "recovery" => LifecycleKind::Recovery,
+            "config" => LifecycleKind::Config,
+            "key_rotation" => LifecycleKind::KeyRotation,
+            "checkpoint" => LifecycleKind::Checkpoint,
+            "protection" => LifecycleKind::Protection,
+            "unencodable_record" => LifecycleKind::Unencodable,
+            "store_error" => LifecycleKind::StoreError,
+            "loss" => LifecycleKind::Loss,
+            _ => return None,
+        })
+    }
+
+    /// A record of this kind (fields still to add).
+    pub fn record(self, time_ns: u64) -> Record {
+        Record::new(self.as_str(), time_ns)
+    }
+}
+
+impl std::fmt::Display for LifecycleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `kind` string that names no lifecycle record.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a lifecycle record kind")]
+pub struct NotLifecycle(pub String);
+
+impl std::str::FromStr for LifecycleKind {
+    type Err = NotLifecycle;
+    fn from_str(s: &str) -> Result<LifecycleKind, NotLifecycle> {
+        LifecycleKind::of(s).ok_or_else(|| NotLifecycle(s.to_string()))
+    }
+}
 
 pub const AGENT_VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -75,7 +157,8 @@ impl Torn {
 }
 
 pub fn genesis(time_ns: u64, origin: &str, config: &Json, public_key: &[u8; 32]) -> Record {
-    Record::new(GENESIS, time_ns)
+    LifecycleKind::Genesis
+        .record(time_ns)
         .with("origin", origin)
         .with("host_id", host_id())
         .with("boot_id", boot_id())
@@ -87,7 +170,8 @@ pub fn genesis(time_ns: u64, origin: &str, config: &Json, public_key: &[u8; 32])
 }
 
 pub fn start(time_ns: u64, scope: Json, config_digest: &str) -> Record {
-    Record::new(START, time_ns)
+    LifecycleKind::Start
+        .record(time_ns)
         .with("scope", Value::Object(scope))
         .with("pid", std::process::id())
         .with("boot_id", boot_id())
@@ -96,7 +180,8 @@ pub fn start(time_ns: u64, scope: Json, config_digest: &str) -> Record {
 }
 
 pub fn stop(time_ns: u64, reason: &str, records: u64) -> Record {
-    Record::new(STOP, time_ns)
+    LifecycleKind::Stop
+        .record(time_ns)
         .with("reason", reason)
         .with("records", records)
 }
@@ -113,7 +198,8 @@ pub struct LastRecord<'a> {
 /// The gap from `last_time_ns` to this record's `time_ns` is when nothing
 /// was recorded (`gap_ns`).
 pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<LastRecord>) -> Record {
-    let mut r = Record::new(RECOVERY, time_ns)
+    let mut r = LifecycleKind::Recovery
+        .record(time_ns)
         .with(
             "torn",
             Value::Array(torn.iter().map(Torn::to_json).collect()),
@@ -132,13 +218,15 @@ pub fn recovery(time_ns: u64, torn: &[Torn], last: Option<LastRecord>) -> Record
 /// The store's last word when it cannot go on writing (ENOSPC, EIO): why.
 /// Records after it were lost; `verify` reports the log incomplete.
 pub fn store_error(time_ns: u64, error: &str, lost_records: u64) -> Record {
-    Record::new(STORE_ERROR, time_ns)
+    LifecycleKind::StoreError
+        .record(time_ns)
         .with("error", error)
         .with("lost_records", lost_records)
 }
 
 pub fn config(time_ns: u64, config: &Json, previous_digest: &str) -> Record {
-    Record::new(CONFIG, time_ns)
+    LifecycleKind::Config
+        .record(time_ns)
         .with("config", Value::Object(config.clone()))
         .with("config_digest", config_digest(config))
         .with("previous_digest", previous_digest)
@@ -150,7 +238,8 @@ pub fn key_rotation(
     public_key: &[u8; 32],
     signature: &[u8; 64],
 ) -> Record {
-    Record::new(KEY_ROTATION, time_ns)
+    LifecycleKind::KeyRotation
+        .record(time_ns)
         .with("epoch", epoch)
         .with("public_key", B64.encode(public_key))
         .with("signature", B64.encode(signature))
@@ -166,7 +255,8 @@ pub struct CheckpointFields<'a> {
 }
 
 pub fn checkpoint(time_ns: u64, c: &CheckpointFields) -> Record {
-    Record::new(CHECKPOINT, time_ns)
+    LifecycleKind::Checkpoint
+        .record(time_ns)
         .with("epoch", c.epoch)
         .with("latest_epoch", c.latest_epoch)
         .with("note", c.note)
@@ -184,7 +274,8 @@ pub fn checkpoint(time_ns: u64, c: &CheckpointFields) -> Record {
 }
 
 pub fn protection(time_ns: u64, file: &str, flag: &str, error: &str) -> Record {
-    Record::new(PROTECTION, time_ns)
+    LifecycleKind::Protection
+        .record(time_ns)
         .with("file", file)
         .with("flag", flag)
         .with("error", error)
@@ -193,7 +284,8 @@ pub fn protection(time_ns: u64, file: &str, flag: &str, error: &str) -> Record {
 /// Stands in for a record that has no canonical form (a float, a boolean, a
 /// reserved key…): kept whole as text rather than dropped.
 pub fn unencodable(original: &Record, error: &str) -> Record {
-    Record::new(UNENCODABLE, original.time_ns)
+    LifecycleKind::Unencodable
+        .record(original.time_ns)
         .with("error", error)
         .with("original_kind", original.kind)
         .with("original", Value::Object(original.to_json()).to_string())
@@ -201,41 +293,57 @@ pub fn unencodable(original: &Record, error: &str) -> Record {
 
 // Reading lifecycle records back (restart and verify). Errors name the field.
 
-pub fn get<'a>(m: &'a Json, key: &str) -> Result<&'a Value, String> {
-    m.get(key).ok_or_else(|| format!("no `{key}` field"))
+/// A lifecycle record's field that is missing or not what the writer writes.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldError {
+    #[error("no `{0}` field")]
+    Missing(&'static str),
+    #[error("`{0}` is not an unsigned integer")]
+    NotUnsigned(&'static str),
+    #[error("`{0}` is not a string")]
+    NotString(&'static str),
+    #[error("`{0}` is not an array")]
+    NotArray(&'static str),
+    #[error("a `{0}` entry is not an object")]
+    NotObject(&'static str),
+    #[error("`{key}` is not base64 of {len} bytes")]
+    NotBase64 { key: &'static str, len: usize },
+    /// `what` names the field (or the list entry) with its quotes.
+    #[error("{what} is not 64 lowercase hex digits")]
+    NotHex { what: &'static str },
 }
 
-pub fn get_u64(m: &Json, key: &str) -> Result<u64, String> {
-    get(m, key)?
-        .as_u64()
-        .ok_or_else(|| format!("`{key}` is not an unsigned integer"))
+pub fn get<'a>(m: &'a Json, key: &'static str) -> Result<&'a Value, FieldError> {
+    m.get(key).ok_or(FieldError::Missing(key))
 }
 
-pub fn get_str<'a>(m: &'a Json, key: &str) -> Result<&'a str, String> {
-    get(m, key)?
-        .as_str()
-        .ok_or_else(|| format!("`{key}` is not a string"))
+pub fn get_u64(m: &Json, key: &'static str) -> Result<u64, FieldError> {
+    get(m, key)?.as_u64().ok_or(FieldError::NotUnsigned(key))
 }
 
-fn b64_array<const N: usize>(m: &Json, key: &str) -> Result<[u8; N], String> {
+pub fn get_str<'a>(m: &'a Json, key: &'static str) -> Result<&'a str, FieldError> {
+    get(m, key)?.as_str().ok_or(FieldError::NotString(key))
+}
+
+fn b64_array<const N: usize>(m: &Json, key: &'static str) -> Result<[u8; N], FieldError> {
     B64.decode(get_str(m, key)?)
         .ok()
         .and_then(|v| <[u8; N]>::try_from(v).ok())
-        .ok_or_else(|| format!("`{key}` is not base64 of {N} bytes"))
+        .ok_or(FieldError::NotBase64 { key, len: N })
 }
 
-pub fn get_public_key(m: &Json) -> Result<[u8; 32], String> {
+pub fn get_public_key(m: &Json) -> Result<[u8; 32], FieldError> {
     b64_array(m, "public_key")
 }
 
-pub fn get_signature(m: &Json) -> Result<[u8; 64], String> {
+pub fn get_signature(m: &Json) -> Result<[u8; 64], FieldError> {
     b64_array(m, "signature")
 }
 
-fn hex32(v: &Value, what: &str) -> Result<Hash, String> {
+fn hex32(v: &Value, what: &'static str) -> Result<Hash, FieldError> {
     v.as_str()
         .and_then(|s| parse_hex32(s.as_bytes()))
-        .ok_or_else(|| format!("{what} is not 64 lowercase hex digits"))
+        .ok_or(FieldError::NotHex { what })
 }
 
 /// A checkpoint record's own fields, parsed.
@@ -249,10 +357,10 @@ pub struct CheckpointRecord {
 }
 
 impl CheckpointRecord {
-    pub fn parse(m: &Json) -> Result<CheckpointRecord, String> {
+    pub fn parse(m: &Json) -> Result<CheckpointRecord, FieldError> {
         let frontier = get(m, "frontier")?
             .as_array()
-            .ok_or("`frontier` is not an array")?
+            .ok_or(FieldError::NotArray("frontier"))?
             .iter()
             .map(|v| hex32(v, "a `frontier` entry"))
             .collect::<Result<_, _>>()?;
@@ -266,12 +374,32 @@ impl CheckpointRecord {
     }
 }
 
+/// A key rotation record's fields, parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RotationRecord {
+    pub epoch: u64,
+    pub public_key: [u8; 32],
+    pub signature: [u8; 64],
+}
+
+impl RotationRecord {
+    pub fn parse(m: &Json) -> Result<RotationRecord, FieldError> {
+        Ok(RotationRecord {
+            epoch: get_u64(m, "epoch")?,
+            public_key: get_public_key(m)?,
+            signature: get_signature(m)?,
+        })
+    }
+}
+
 /// The `torn` list of a recovery record.
-pub fn parse_torn(m: &Json) -> Result<Vec<Torn>, String> {
-    let list = get(m, "torn")?.as_array().ok_or("`torn` is not an array")?;
+pub fn parse_torn(m: &Json) -> Result<Vec<Torn>, FieldError> {
+    let list = get(m, "torn")?
+        .as_array()
+        .ok_or(FieldError::NotArray("torn"))?;
     list.iter()
         .map(|t| {
-            let t = t.as_object().ok_or("a `torn` entry is not an object")?;
+            let t = t.as_object().ok_or(FieldError::NotObject("torn"))?;
             Ok(Torn {
                 file: get_str(t, "file")?.to_string(),
                 offset: get_u64(t, "offset")?,
@@ -280,4 +408,20 @@ pub fn parse_torn(m: &Json) -> Result<Vec<Torn>, String> {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in LifecycleKind::ALL {
+            assert_eq!(LifecycleKind::of(k.as_str()), Some(k));
+            assert_eq!(k.as_str().parse::<LifecycleKind>(), Ok(k));
+            assert_eq!(k.record(1).kind, k.as_str());
+        }
+        assert_eq!(LifecycleKind::of("exec"), None);
+        assert!("Checkpoint".parse::<LifecycleKind>().is_err());
+    }
 }

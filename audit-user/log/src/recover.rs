@@ -8,20 +8,84 @@
 //! This is a consistency check against the keys on this host, not the audit
 //! (`verify` with an off-host trust root and anchor is).
 
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result, bail};
+use std::{
+    fmt, io,
+    path::{Path, PathBuf},
+};
 
 use crate::{
+    canonical::ScanError,
     chain::{Chain, Linked, ParsedLine, parse_line},
-    checkpoint::{SigCheck, parse_checkpoint, parse_note},
-    keys::KeyDir,
-    lifecycle::{self, CheckpointRecord, Torn},
+    checkpoint::SigCheck,
+    checks::{self, CheckError, Link},
+    keys::{KeyDir, KeyError},
+    lifecycle::{self, FieldError, LifecycleKind, RotationRecord, Torn},
     merkle::{Frontier, Hash, sha256},
     record::Json,
-    segment,
+    segment::{self, ReadError, SegmentError},
     writer::Resume,
 };
+
+/// A line of a segment: file and 1-based line number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct At {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
+
+/// Why the end of a store does not check out (restart refuses to extend
+/// it), or could not be read. Every variant about a record names its line.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error("reading {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no checkpoint in the last {bytes} bytes of the log")]
+    NoCheckpoint { bytes: usize },
+    #[error("{at}: {source}")]
+    Line { at: At, source: ScanError },
+    #[error("{at}")]
+    Json {
+        at: At,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{at}: {field}")]
+    Field { at: At, field: FieldError },
+    /// A record fails a format check shared with `verify`.
+    #[error("{at}: {check}")]
+    Check { at: At, check: CheckError },
+    #[error("no checkpoint or genesis record found before {at}")]
+    NoAnchor { at: At },
+    #[error("{at}: does not link to the checkpoint after it")]
+    Unlinked { at: At },
+    #[error("{at}: this log's origin is {log}, the key directory's is {keys}")]
+    Origin { at: At, log: String, keys: String },
+    /// A key the log announces is not the one in the key directory.
+    #[error("{at}: {what} {}", key_dir.display())]
+    ForeignKey {
+        at: At,
+        what: String,
+        key_dir: PathBuf,
+    },
+    #[error("{at}: the log does not start with an intact genesis record")]
+    NoGenesis { at: At },
+}
 
 /// Stop reading backwards after this many bytes without finding a
 /// checkpoint: a healthy store has one every second or so.
@@ -39,12 +103,43 @@ impl TailLine {
         self.parsed.kind(&self.bytes)
     }
 
-    fn at(&self) -> String {
-        format!("{}:{}", self.file.display(), self.line_no)
+    fn lifecycle(&self) -> Option<LifecycleKind> {
+        LifecycleKind::of(self.kind())
     }
 
-    fn json(&self) -> Result<Json> {
-        serde_json::from_slice(&self.bytes).with_context(|| self.at())
+    fn at(&self) -> At {
+        At {
+            file: self.file.clone(),
+            line: self.line_no,
+        }
+    }
+
+    fn json(&self) -> Result<Json, RecoverError> {
+        serde_json::from_slice(&self.bytes).map_err(|source| RecoverError::Json {
+            at: self.at(),
+            source,
+        })
+    }
+
+    fn field<T>(&self, r: Result<T, FieldError>) -> Result<T, RecoverError> {
+        r.map_err(|field| RecoverError::Field {
+            at: self.at(),
+            field,
+        })
+    }
+
+    fn check<T>(&self, r: Result<T, CheckError>) -> Result<T, RecoverError> {
+        r.map_err(|check| RecoverError::Check {
+            at: self.at(),
+            check,
+        })
+    }
+
+    fn link(&self) -> Link {
+        Link {
+            seq: self.parsed.seq,
+            hash: self.parsed.hash,
+        }
     }
 }
 
@@ -79,7 +174,7 @@ fn torn_of(path: &Path, data: &[u8]) -> Option<Torn> {
 
 /// Torn ranges in files that hold no complete record at all (a crash while
 /// creating a store): what a new genesis must account for.
-pub fn torn_without_records(dir: &Path) -> Result<(bool, Vec<Torn>)> {
+pub fn torn_without_records(dir: &Path) -> Result<(bool, Vec<Torn>), RecoverError> {
     let mut torn = Vec::new();
     for path in segment::list(dir)? {
         let data = segment::read(&path)?;
@@ -95,7 +190,7 @@ pub fn torn_without_records(dir: &Path) -> Result<(bool, Vec<Torn>)> {
 /// genesis record, plus one more record (to tell whether a final checkpoint
 /// followed a `stop`). Returns the lines oldest first, and the torn ranges
 /// after the last complete line.
-fn read_tail(segments: &[PathBuf]) -> Result<(Vec<TailLine>, Vec<Torn>)> {
+fn read_tail(segments: &[PathBuf]) -> Result<(Vec<TailLine>, Vec<Torn>), RecoverError> {
     let mut rev: Vec<TailLine> = Vec::new();
     let mut torn: Vec<Torn> = Vec::new();
     let mut anchor_found = false;
@@ -104,10 +199,9 @@ fn read_tail(segments: &[PathBuf]) -> Result<(Vec<TailLine>, Vec<Torn>)> {
         let data = segment::read(path)?;
         bytes_read += data.len();
         if bytes_read > MAX_TAIL_BYTES {
-            bail!(
-                "no checkpoint in the last {} bytes of the log",
-                MAX_TAIL_BYTES
-            );
+            return Err(RecoverError::NoCheckpoint {
+                bytes: MAX_TAIL_BYTES,
+            });
         }
         if rev.is_empty()
             && let Some(t) = torn_of(path, &data)
@@ -116,23 +210,28 @@ fn read_tail(segments: &[PathBuf]) -> Result<(Vec<TailLine>, Vec<Torn>)> {
         }
         let (lines, _) = segment::split_lines(&data);
         for (i, (_, line)) in lines.iter().enumerate().rev() {
-            let at = || format!("{}:{}", path.display(), i + 1);
-            let parsed = parse_line(line).map_err(|e| anyhow::anyhow!("{}: {e}", at()))?;
+            let parsed = parse_line(line).map_err(|source| RecoverError::Line {
+                at: At {
+                    file: path.clone(),
+                    line: i + 1,
+                },
+                source,
+            })?;
             let tl = TailLine {
                 file: path.clone(),
                 line_no: i + 1,
                 bytes: line.to_vec(),
                 parsed,
             };
-            let kind = tl.kind().to_string();
+            let kind = tl.lifecycle();
             rev.push(tl);
             if anchor_found {
                 break 'files;
             }
-            if kind == lifecycle::CHECKPOINT {
-                anchor_found = true;
-            } else if kind == lifecycle::GENESIS {
-                break 'files;
+            match kind {
+                Some(LifecycleKind::Checkpoint) => anchor_found = true,
+                Some(LifecycleKind::Genesis) => break 'files,
+                _ => {}
             }
         }
     }
@@ -142,7 +241,7 @@ fn read_tail(segments: &[PathBuf]) -> Result<(Vec<TailLine>, Vec<Torn>)> {
 
 /// Validates the tail and computes where to continue. `keys` supplies the
 /// public keys the tail's signatures must verify under.
-pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
+pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>, RecoverError> {
     let segments = segment::list(dir)?;
     let (lines, torn) = read_tail(&segments)?;
     let Some(last) = lines.last() else {
@@ -151,8 +250,13 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
     let last_file = last.file.clone();
     let anchor_idx = lines
         .iter()
-        .position(|l| matches!(l.kind(), lifecycle::CHECKPOINT | lifecycle::GENESIS))
-        .with_context(|| format!("no checkpoint or genesis record found before {}", last.at()))?;
+        .position(|l| {
+            matches!(
+                l.lifecycle(),
+                Some(LifecycleKind::Checkpoint | LifecycleKind::Genesis)
+            )
+        })
+        .ok_or_else(|| RecoverError::NoAnchor { at: last.at() })?;
     let anchor = &lines[anchor_idx];
     let origin = keys.origin().to_string();
 
@@ -161,53 +265,49 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
     let mut sign_epoch;
     let mut config_digest;
     let mut last_note = None;
-    if anchor.kind() == lifecycle::GENESIS {
+    if anchor.lifecycle() == Some(LifecycleKind::Genesis) {
         let g = anchor.json()?;
-        if anchor.parsed.seq != 0 || anchor.parsed.prev != crate::chain::GENESIS_PREV {
-            bail!("{}: genesis record is not seq 0", anchor.at());
+        if !checks::starts_chain(anchor.parsed.seq, &anchor.parsed.prev) {
+            anchor.check::<()>(Err(CheckError::NotChainStart))?;
         }
-        let g_origin = lifecycle::get_str(&g, "origin")
-            .map_err(|e| anyhow::anyhow!("{}: {e}", anchor.at()))?;
+        let (g_origin, pk) = anchor.field(checks::genesis_fields(&g))?;
         if g_origin != origin {
-            bail!(
-                "{}: this log's origin is {g_origin}, the key directory's is {origin}",
-                anchor.at()
-            );
+            return Err(RecoverError::Origin {
+                at: anchor.at(),
+                log: g_origin,
+                keys: origin,
+            });
         }
-        let pk =
-            lifecycle::get_public_key(&g).map_err(|e| anyhow::anyhow!("{}: {e}", anchor.at()))?;
         if pk != keys.public(0)? {
-            bail!(
-                "{}: genesis public key is not epoch 0's key in {}",
-                anchor.at(),
-                keys.path().display()
-            );
+            return Err(RecoverError::ForeignKey {
+                at: anchor.at(),
+                what: "genesis public key is not epoch 0's key in".into(),
+                key_dir: keys.path().to_path_buf(),
+            });
         }
         tree = Frontier::new();
         latest_epoch = 0;
         sign_epoch = 0;
-        config_digest = lifecycle::get_str(&g, "config_digest")
-            .map_err(|e| anyhow::anyhow!("{}: {e}", anchor.at()))?
+        config_digest = anchor
+            .field(lifecycle::get_str(&g, "config_digest"))?
             .to_string();
     } else {
-        let c = CheckpointRecord::parse(&anchor.json()?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", anchor.at()))?;
+        let c = anchor.check(checks::read_checkpoint(&anchor.json()?))?;
         tree = check_checkpoint(anchor, &c, None, keys)?;
-        latest_epoch = c.latest_epoch;
+        latest_epoch = c.record.latest_epoch;
         // A checkpoint closes any pending rotation: after it, the newest key signs.
-        sign_epoch = c.latest_epoch;
-        config_digest = c.config_digest;
-        last_note = Some(c.note);
+        sign_epoch = c.record.latest_epoch;
+        config_digest = c.record.config_digest;
+        last_note = Some(c.record.note);
     }
 
     // The record before the anchor (if read) must link to it.
     if anchor_idx == 1 {
         let before = &lines[0];
         if !before.parsed.self_consistent()
-            || before.parsed.seq.checked_add(1) != Some(anchor.parsed.seq)
-            || before.parsed.hash != anchor.parsed.prev
+            || checks::follows(before.link(), anchor.parsed.seq, &anchor.parsed.prev).is_err()
         {
-            bail!("{}: does not link to the checkpoint after it", before.at());
+            return Err(RecoverError::Unlinked { at: before.at() });
         }
     }
 
@@ -215,62 +315,47 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
     for l in &lines[anchor_idx..] {
         let p = &l.parsed;
         if !p.self_consistent() {
-            bail!("{}: record hash does not match its content", l.at());
+            l.check(Err(CheckError::Hash))?;
         }
-        if let Some(q) = prev
-            && (Some(p.seq) != q.parsed.seq.checked_add(1) || p.prev != q.parsed.hash)
-        {
-            bail!(
-                "{}: does not follow seq {} (seq or prev_hash wrong)",
-                l.at(),
-                q.parsed.seq
-            );
+        if let Some(q) = prev {
+            l.check(checks::follows(q.link(), p.seq, &p.prev))?;
         }
         if !std::ptr::eq(l, anchor) {
-            match l.kind() {
-                lifecycle::CHECKPOINT => {
-                    let c = CheckpointRecord::parse(&l.json()?)
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", l.at()))?;
+            match l.lifecycle() {
+                Some(LifecycleKind::Checkpoint) => {
+                    let c = l.check(checks::read_checkpoint(&l.json()?))?;
                     check_checkpoint(l, &c, Some(&tree), keys)?;
-                    latest_epoch = c.latest_epoch;
-                    sign_epoch = c.latest_epoch;
-                    config_digest = c.config_digest;
-                    last_note = Some(c.note);
+                    latest_epoch = c.record.latest_epoch;
+                    sign_epoch = c.record.latest_epoch;
+                    config_digest = c.record.config_digest;
+                    last_note = Some(c.record.note);
                 }
-                lifecycle::KEY_ROTATION => {
+                Some(LifecycleKind::KeyRotation) => {
                     let j = l.json()?;
-                    let epoch = lifecycle::get_u64(&j, "epoch")
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", l.at()))?;
-                    if Some(epoch) != latest_epoch.checked_add(1) || latest_epoch != sign_epoch {
-                        bail!(
-                            "{}: rotation to epoch {epoch} does not follow epoch {latest_epoch}",
-                            l.at()
-                        );
+                    let epoch = l.field(lifecycle::get_u64(&j, "epoch"))?;
+                    l.check(checks::rotation_order(epoch, latest_epoch, sign_epoch))?;
+                    let r = l.field(RotationRecord::parse(&j))?;
+                    if r.public_key != keys.public(epoch)? {
+                        return Err(RecoverError::ForeignKey {
+                            at: l.at(),
+                            what: format!(
+                                "announces a key for epoch {epoch} that is not the one in"
+                            ),
+                            key_dir: keys.path().to_path_buf(),
+                        });
                     }
-                    let fields = |e: String| anyhow::anyhow!("{}: {e}", l.at());
-                    let pk = lifecycle::get_public_key(&j).map_err(fields)?;
-                    let sig = lifecycle::get_signature(&j).map_err(fields)?;
-                    if pk != keys.public(epoch)? {
-                        bail!(
-                            "{}: announces a key for epoch {epoch} that is not the one in {}",
-                            l.at(),
-                            keys.path().display()
-                        );
-                    }
-                    let msg = lifecycle::rotation_message(keys.origin(), epoch, &pk);
-                    let vk = ed25519_dalek::VerifyingKey::from_bytes(&keys.public(sign_epoch)?)?;
-                    vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
-                        .with_context(|| {
-                            format!(
-                                "{}: rotation is not signed by epoch {sign_epoch}'s key",
-                                l.at()
-                            )
-                        })?;
+                    let signer = keys.public(sign_epoch)?;
+                    l.check(checks::rotation_signature(
+                        keys.origin(),
+                        &r,
+                        sign_epoch,
+                        &signer,
+                    ))?;
                     latest_epoch = epoch;
                 }
-                lifecycle::CONFIG => {
-                    config_digest = lifecycle::get_str(&l.json()?, "config_digest")
-                        .map_err(|e| anyhow::anyhow!("{}: {e}", l.at()))?
+                Some(LifecycleKind::Config) => {
+                    config_digest = l
+                        .field(lifecycle::get_str(&l.json()?, "config_digest"))?
                         .to_string();
                 }
                 _ => {}
@@ -283,8 +368,8 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
     let clean = lines
         .iter()
         .rev()
-        .find(|l| l.kind() != lifecycle::CHECKPOINT)
-        .is_some_and(|l| l.kind() == lifecycle::STOP);
+        .find(|l| l.lifecycle() != Some(LifecycleKind::Checkpoint))
+        .is_some_and(|l| l.lifecycle() == Some(LifecycleKind::Stop));
     Ok(Some(Resumed {
         resume: Resume {
             chain: Chain::resume(last.parsed.seq, last.parsed.hash),
@@ -313,84 +398,93 @@ pub fn resume(dir: &Path, keys: &KeyDir) -> Result<Option<Resumed>> {
 /// self-consistent instead). Returns the tree the checkpoint commits to.
 fn check_checkpoint(
     l: &TailLine,
-    c: &CheckpointRecord,
+    c: &checks::CheckpointParts,
     tree: Option<&Frontier>,
     keys: &KeyDir,
-) -> Result<Frontier> {
-    let at = l.at();
-    let note = parse_note(&c.note).with_context(|| at.clone())?;
-    let body = parse_checkpoint(&note.body).with_context(|| at.clone())?;
-    if body.origin != keys.origin() {
-        bail!(
-            "{at}: checkpoint origin {} is not {}",
-            body.origin,
-            keys.origin()
-        );
-    }
+) -> Result<Frontier, RecoverError> {
+    let body = &c.body;
+    l.check(checks::checkpoint_origin(body, keys.origin()))?;
     if body.size != l.parsed.seq {
-        bail!(
-            "{at}: checkpoint at seq {} signs a tree of {} records",
-            l.parsed.seq,
-            body.size
-        );
+        l.check(Err(CheckError::SizeNotSeq {
+            seq: l.parsed.seq,
+            size: body.size,
+        }))?;
     }
-    let pk = keys.public(c.epoch)?;
-    if note.check(keys.origin(), &pk) != SigCheck::Valid {
-        bail!("{at}: checkpoint is not signed by epoch {}'s key", c.epoch);
+    let pk = keys.public(c.record.epoch)?;
+    if checks::checkpoint_signature(&c.note, keys.origin(), &pk) != SigCheck::Valid {
+        l.check(Err(CheckError::Signature {
+            epoch: c.record.epoch,
+        }))?;
     }
-    let f = Frontier::from_parts(body.size, c.frontier.clone()).with_context(|| {
-        format!(
-            "{at}: frontier does not fit a tree of {} records",
-            body.size
-        )
-    })?;
-    if f.root() != body.root {
-        bail!("{at}: frontier does not match the signed root");
-    }
-    if let Some(t) = tree
-        && (t.size() != body.size || t.root() != body.root)
-    {
-        bail!("{at}: signed root does not match the records before it");
+    let f = l.check(checks::signed_frontier(body, &c.record.frontier))?;
+    if let Some(t) = tree {
+        l.check(checks::checkpoint_tree(t, body).map_err(CheckError::Tree))?;
     }
     Ok(f)
 }
 
 /// The genesis record's hash and origin (first line of the first segment).
-pub fn genesis(dir: &Path) -> Result<Option<(Hash, String)>> {
+pub fn genesis(dir: &Path) -> Result<Option<(Hash, String)>, RecoverError> {
     for path in segment::list(dir)? {
         // Only the first line: segments can be large.
         let mut first = Vec::new();
         let (file, _) = segment::open_regular(&path, false)?;
         std::io::BufRead::read_until(&mut std::io::BufReader::new(file), b'\n', &mut first)
-            .with_context(|| format!("reading {}", path.display()))?;
+            .map_err(|source| RecoverError::Io {
+                path: path.clone(),
+                source,
+            })?;
         let Some(line) = first.strip_suffix(b"\n") else {
             continue;
         };
-        let at = format!("{}:1", path.display());
-        let p = parse_line(line).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        if p.kind(line) != lifecycle::GENESIS || p.seq != 0 || !p.self_consistent() {
-            bail!("{at}: the log does not start with an intact genesis record");
+        let at = At {
+            file: path.clone(),
+            line: 1,
+        };
+        let tl = TailLine {
+            file: path.clone(),
+            line_no: 1,
+            bytes: line.to_vec(),
+            parsed: parse_line(line).map_err(|source| RecoverError::Line {
+                at: at.clone(),
+                source,
+            })?,
+        };
+        let p = &tl.parsed;
+        if tl.lifecycle() != Some(LifecycleKind::Genesis) || p.seq != 0 || !p.self_consistent() {
+            return Err(RecoverError::NoGenesis { at });
         }
-        let j: Json = serde_json::from_slice(line).with_context(|| at.clone())?;
-        let origin = lifecycle::get_str(&j, "origin").map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-        return Ok(Some((p.hash, origin.to_string())));
+        let j = tl.json()?;
+        let origin = tl.field(lifecycle::get_str(&j, "origin"))?.to_string();
+        return Ok(Some((p.hash, origin)));
     }
     Ok(None)
 }
 
 /// The newest checkpoint note in a store (for `sandbox-audit checkpoint`).
 /// Read as written: `verify` is what checks it.
-pub fn latest_note(dir: &Path) -> Result<Option<String>> {
+pub fn latest_note(dir: &Path) -> Result<Option<String>, RecoverError> {
     for path in segment::list(dir)?.iter().rev() {
         let data = segment::read(path)?;
         let (lines, _) = segment::split_lines(&data);
         for (i, (_, line)) in lines.iter().enumerate().rev() {
-            let at = format!("{}:{}", path.display(), i + 1);
-            let p = parse_line(line).map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
-            if p.kind(line) == lifecycle::CHECKPOINT {
-                let j: Json = serde_json::from_slice(line).with_context(|| at.clone())?;
-                let note =
-                    lifecycle::get_str(&j, "note").map_err(|e| anyhow::anyhow!("{at}: {e}"))?;
+            let at = At {
+                file: path.clone(),
+                line: i + 1,
+            };
+            let parsed = parse_line(line).map_err(|source| RecoverError::Line {
+                at: at.clone(),
+                source,
+            })?;
+            if LifecycleKind::of(parsed.kind(line)) == Some(LifecycleKind::Checkpoint) {
+                let tl = TailLine {
+                    file: path.clone(),
+                    line_no: i + 1,
+                    bytes: line.to_vec(),
+                    parsed,
+                };
+                let j = tl.json()?;
+                let note = tl.field(lifecycle::get_str(&j, "note"))?;
                 return Ok(Some(note.to_string()));
             }
         }

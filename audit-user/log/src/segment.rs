@@ -16,12 +16,43 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use anyhow::{Context, Result};
-
-use crate::keys::sync_dir;
+use crate::keys::{KeyError, sync_dir};
 
 pub const FS_IMMUTABLE_FL: libc::c_int = 0x10;
 pub const FS_APPEND_FL: libc::c_int = 0x20;
+
+/// Why a store directory's segments could not be listed, created or
+/// unprotected.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentError {
+    #[error("listing {}", dir.display())]
+    List {
+        dir: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("creating segment {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("opening segment {} for appending", path.display())]
+    OpenAppend {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("clearing append-only/immutable on {}", path.display())]
+    Unprotect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The directory holding a new segment could not be synced.
+    #[error(transparent)]
+    SyncDir(#[from] KeyError),
+}
 
 /// Why a segment file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -127,10 +158,14 @@ pub fn parse_name(name: &str) -> Option<(u64, u32)> {
 }
 
 /// The segment files of a store directory, in log order.
-pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
+pub fn list(dir: &Path) -> Result<Vec<PathBuf>, SegmentError> {
+    let listing = |source| SegmentError::List {
+        dir: dir.to_path_buf(),
+        source,
+    };
     let mut v = Vec::new();
-    for e in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
-        let e = e.with_context(|| format!("listing {}", dir.display()))?;
+    for e in fs::read_dir(dir).map_err(listing)? {
+        let e = e.map_err(listing)?;
         if let Some(key) = e.file_name().to_str().and_then(parse_name) {
             v.push((key, e.path()));
         }
@@ -178,7 +213,10 @@ pub fn flags(path: &Path) -> io::Result<libc::c_int> {
 
 /// Creates the next segment, append-only where the filesystem allows.
 /// Returns the file, its path, and the error if the flag was refused.
-pub fn create(dir: &Path, first_seq: u64) -> Result<(File, PathBuf, Option<io::Error>)> {
+pub fn create(
+    dir: &Path,
+    first_seq: u64,
+) -> Result<(File, PathBuf, Option<io::Error>), SegmentError> {
     let mut n = 0;
     let (f, path) = loop {
         let path = dir.join(name(first_seq, n));
@@ -191,9 +229,7 @@ pub fn create(dir: &Path, first_seq: u64) -> Result<(File, PathBuf, Option<io::E
         {
             Ok(f) => break (f, path),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && n < 1000 => n += 1,
-            Err(e) => {
-                return Err(e).with_context(|| format!("creating segment {}", path.display()));
-            }
+            Err(source) => return Err(SegmentError::Create { path, source }),
         }
     };
     let refused = add_flags(&f, FS_APPEND_FL).err();
@@ -203,12 +239,15 @@ pub fn create(dir: &Path, first_seq: u64) -> Result<(File, PathBuf, Option<io::E
 
 /// Opens an existing segment for appending (O_APPEND is what an append-only
 /// inode allows). Re-applies the append-only flag; returns its error if any.
-pub fn open_append(path: &Path) -> Result<(File, Option<io::Error>)> {
+pub fn open_append(path: &Path) -> Result<(File, Option<io::Error>), SegmentError> {
     let f = OpenOptions::new()
         .append(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(path)
-        .with_context(|| format!("opening segment {} for appending", path.display()))?;
+        .map_err(|source| SegmentError::OpenAppend {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let refused = add_flags(&f, FS_APPEND_FL).err();
     Ok((f, refused))
 }
@@ -220,7 +259,7 @@ pub fn seal(path: &Path) -> io::Result<()> {
 
 /// Clears append-only and immutable flags (`chattr -a -i`) on every file in
 /// `dir` and below: for tests and for operators retiring a store.
-pub fn unprotect_tree(dir: &Path) -> Result<()> {
+pub fn unprotect_tree(dir: &Path) -> Result<(), SegmentError> {
     let Ok(entries) = fs::read_dir(dir) else {
         return Ok(());
     };
@@ -233,7 +272,7 @@ pub fn unprotect_tree(dir: &Path) -> Result<()> {
             && flags & (FS_APPEND_FL | FS_IMMUTABLE_FL) != 0
         {
             ioctl_set(&f, flags & !(FS_APPEND_FL | FS_IMMUTABLE_FL))
-                .with_context(|| format!("clearing append-only/immutable on {}", p.display()))?;
+                .map_err(|source| SegmentError::Unprotect { path: p, source })?;
         }
     }
     Ok(())

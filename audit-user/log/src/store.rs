@@ -18,18 +18,105 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::{
     chain::Linked,
-    keys::{KeyDir, sync_dir},
+    keys::{KeyDir, KeyError, sync_dir},
     lifecycle::{self, Torn},
     record::{Json, Record, now_ns},
-    recover, segment,
-    sink::Sink,
-    writer::LogWriter,
+    recover::{self, RecoverError},
+    segment::{self, SegmentError},
+    sink::{Sink, SinkError},
+    writer::{LogWriter, WriterError},
 };
+
+/// Why the store could not be opened, or stopped writing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0}")]
+    Config(&'static str),
+    #[error("the {0} must be longer than 0")]
+    ZeroDuration(&'static str),
+    /// `action` says what was done to `path` ("opening", "locking", …).
+    #[error("{action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a directory", path.display())]
+    NotDir { path: PathBuf },
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Writer(#[from] WriterError),
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
+    /// The end of the existing log does not check out: extending it would
+    /// hide that.
+    #[error(
+        "refusing to extend the log in {}: its tail does not validate (run `sandbox-audit verify {}`)",
+        dir.display(),
+        dir.display()
+    )]
+    TailInvalid {
+        dir: PathBuf,
+        #[source]
+        source: RecoverError,
+    },
+    #[error(
+        "{} signs the log whose genesis record is {genesis}, but {} holds no such log; \
+         a new log needs its own keys (sandbox-audit keygen --key-dir NEW_DIR)",
+        keys.display(),
+        dir.display()
+    )]
+    KeysOfOtherLog {
+        keys: PathBuf,
+        genesis: String,
+        dir: PathBuf,
+    },
+    #[error("{} has moved past epoch 0; a new log needs fresh keys", keys.display())]
+    KeysPastEpochZero { keys: PathBuf },
+    #[error("{} is the log {log}; {} holds the keys of {key_origin}", dir.display(), keys.display())]
+    OriginMismatch {
+        dir: PathBuf,
+        log: String,
+        keys: PathBuf,
+        key_origin: String,
+    },
+    #[error(
+        "{} belongs to the log whose genesis is {bound}, not this one ({genesis})",
+        keys.display()
+    )]
+    BoundToOther {
+        keys: PathBuf,
+        bound: String,
+        genesis: String,
+    },
+    #[error("the secret for epoch {epoch} is needed to continue this log")]
+    NeedSecret {
+        epoch: u64,
+        #[source]
+        source: KeyError,
+    },
+    /// A call after the store stopped on an error.
+    #[error("the store stopped after an error: {why}")]
+    Stopped { why: String },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 pub const DEFAULT_LOG_DIR: &str = "/var/log/sandbox-audit";
 
@@ -100,7 +187,7 @@ impl StoreConfig {
 
     fn check(&self) -> Result<()> {
         if self.checkpoint_every == 0 {
-            bail!("checkpoint_every must be at least 1");
+            return Err(StoreError::Config("checkpoint_every must be at least 1"));
         }
         for (name, d) in [
             ("group commit interval", self.group_commit),
@@ -110,7 +197,7 @@ impl StoreConfig {
             ("segment age", self.segment_max_age),
         ] {
             if d.is_zero() {
-                bail!("the {name} must be longer than 0");
+                return Err(StoreError::ZeroDuration(name));
             }
         }
         Ok(())
@@ -172,7 +259,7 @@ fn lock(dir: &Path) -> Result<File> {
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC)
         .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
+        .map_err(io_err("opening", &path))?;
     // SAFETY: flock on an fd we own.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         let holder = fs::read_to_string(&path).unwrap_or_default();
@@ -183,28 +270,28 @@ fn lock(dir: &Path) -> Result<File> {
         );
         // SAFETY: as above, blocking.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(io::Error::last_os_error())
-                .with_context(|| format!("locking {}", path.display()));
+            return Err(io_err("locking", &path)(io::Error::last_os_error()));
         }
     }
     f.set_len(0)
         .and_then(|_| f.write_all(crate::lockfile::contents().as_bytes()))
-        .with_context(|| format!("writing {}", path.display()))?;
+        .map_err(io_err("writing", &path))?;
     Ok(f)
 }
 
 fn create_log_dir(dir: &Path) -> Result<()> {
     if !dir.exists() {
-        fs::create_dir_all(dir)
-            .with_context(|| format!("creating log directory {}", dir.display()))?;
+        fs::create_dir_all(dir).map_err(io_err("creating log directory", dir))?;
         use std::os::unix::fs::PermissionsExt;
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .with_context(|| format!("setting mode 0700 on {}", dir.display()))?;
+            .map_err(io_err("setting mode 0700 on", dir))?;
     } else if !dir.is_dir() {
-        bail!("{} is not a directory", dir.display());
+        return Err(StoreError::NotDir {
+            path: dir.to_path_buf(),
+        });
     } else {
         use std::os::unix::fs::MetadataExt;
-        let mode = fs::metadata(dir)?.mode() & 0o777;
+        let mode = fs::metadata(dir).map_err(io_err("reading", dir))?.mode() & 0o777;
         if mode & 0o077 != 0 {
             log::warn!(
                 "log directory {} has mode {mode:o}; 0700 is expected",
@@ -243,24 +330,23 @@ impl Store {
         let digest = lifecycle::config_digest(&config);
         let mut notes: Vec<Record> = Vec::new();
 
-        let resumed = recover::resume(&dir, &keys)
-            .with_context(|| format!("refusing to extend the log in {}: its tail does not validate (run `sandbox-audit verify {}`)", dir.display(), dir.display()))?;
+        let resumed = recover::resume(&dir, &keys).map_err(|source| StoreError::TailInvalid {
+            dir: dir.clone(),
+            source,
+        })?;
         let (writer, file, file_path, erase) = match resumed {
             None => {
                 if let Some(g) = keys.bound()? {
-                    bail!(
-                        "{} signs the log whose genesis record is {}, but {} holds no such log; \
-                         a new log needs its own keys (sandbox-audit keygen --key-dir NEW_DIR)",
-                        keys.path().display(),
-                        hex::encode(g),
-                        dir.display()
-                    );
+                    return Err(StoreError::KeysOfOtherLog {
+                        keys: keys.path().to_path_buf(),
+                        genesis: hex::encode(g),
+                        dir,
+                    });
                 }
                 if keys.secret_epochs()? != [0] {
-                    bail!(
-                        "{} has moved past epoch 0; a new log needs fresh keys",
-                        keys.path().display()
-                    );
+                    return Err(StoreError::KeysPastEpochZero {
+                        keys: keys.path().to_path_buf(),
+                    });
                 }
                 let (_, torn) = recover::torn_without_records(&dir)?;
                 let mut w = LogWriter::genesis(keys.origin(), keys.load(0)?, &config)?;
@@ -274,30 +360,31 @@ impl Store {
             Some(r) => {
                 if let Some((g, origin)) = recover::genesis(&dir)? {
                     if origin != keys.origin() {
-                        bail!(
-                            "{} is the log {origin}; {} holds the keys of {}",
-                            dir.display(),
-                            keys.path().display(),
-                            keys.origin()
-                        );
+                        return Err(StoreError::OriginMismatch {
+                            dir,
+                            log: origin,
+                            keys: keys.path().to_path_buf(),
+                            key_origin: keys.origin().to_string(),
+                        });
                     }
                     match keys.bound()? {
-                        Some(b) if b != g => bail!(
-                            "{} belongs to the log whose genesis is {}, not this one ({})",
-                            keys.path().display(),
-                            hex::encode(b),
-                            hex::encode(g)
-                        ),
+                        Some(b) if b != g => {
+                            return Err(StoreError::BoundToOther {
+                                keys: keys.path().to_path_buf(),
+                                bound: hex::encode(b),
+                                genesis: hex::encode(g),
+                            });
+                        }
                         Some(_) => {}
                         None => keys.bind(&g)?,
                     }
                 }
-                let signer = keys.load(r.sign_epoch).with_context(|| {
-                    format!(
-                        "the secret for epoch {} is needed to continue this log",
-                        r.sign_epoch
-                    )
-                })?;
+                let signer = keys
+                    .load(r.sign_epoch)
+                    .map_err(|source| StoreError::NeedSecret {
+                        epoch: r.sign_epoch,
+                        source,
+                    })?;
                 let latest = r.resume.latest_epoch;
                 let pending = if latest > r.sign_epoch {
                     Some(keys.load(latest)?)
@@ -482,21 +569,23 @@ impl Store {
     /// back to the last record written and end the log with a
     /// `store_error` record saying why, in the space reserved for it. Then
     /// the store is failed: nothing more is written.
-    fn fail_full(&mut self, e: io::Error) -> anyhow::Error {
+    fn fail_full(&mut self, e: io::Error) -> StoreError {
         let why = format!("writing to {}: {e}", self.file_path.display());
         self.failed = Some(why.clone());
         let Some(state) = self.written_state.take() else {
-            return anyhow::anyhow!("{why}");
+            return io_err("writing to", &self.file_path)(e);
         };
         let lost = memchr::memchr_iter(b'\n', self.writer.out()).count() as u64;
         self.writer.restore(&state);
         let last = self
             .writer
             .append(lifecycle::store_error(now_ns(), &why, lost))
+            .map_err(StoreError::from)
             .and_then(|_| {
-                self.file.write_all(self.writer.out())?;
-                self.file.sync_data()?;
-                Ok(())
+                self.file
+                    .write_all(self.writer.out())
+                    .and_then(|_| self.file.sync_data())
+                    .map_err(io_err("writing", &self.file_path))
             });
         match last {
             Ok(()) => {
@@ -506,17 +595,20 @@ impl Store {
                 self.durable = self.writer.last();
             }
             Err(e2) => {
-                log::error!("{why}; the store_error record could not be written either: {e2:#}")
+                log::error!(
+                    "{why}; the store_error record could not be written either: {}",
+                    crate::error_text(&e2)
+                )
             }
         }
         self.writer.out().clear();
-        anyhow::anyhow!("{why}")
+        io_err("writing to", &self.file_path)(e)
     }
 
     /// Hands buffered lines to the kernel (one write; no fsync).
     fn write_out(&mut self) -> Result<()> {
         if let Some(why) = &self.failed {
-            bail!("the store stopped after an error: {why}");
+            return Err(StoreError::Stopped { why: why.clone() });
         }
         self.echo_pending()?;
         if self.writer.out().is_empty() {
@@ -530,8 +622,8 @@ impl Store {
         if let Err(e) = self.file.write_all(out) {
             // Possibly half written: nothing may be appended after it.
             let why = format!("writing to {}: {e}", self.file_path.display());
-            self.failed = Some(why.clone());
-            bail!("{why}");
+            self.failed = Some(why);
+            return Err(io_err("writing to", &self.file_path)(e));
         }
         // Start writeback of these bytes now, so the disk works while we
         // chain the next records and the group commit's fdatasync only waits
@@ -563,8 +655,8 @@ impl Store {
         if self.unsynced {
             if let Err(e) = self.file.sync_data() {
                 let why = format!("syncing {}: {e}", self.file_path.display());
-                self.failed = Some(why.clone());
-                bail!("{why}");
+                self.failed = Some(why);
+                return Err(io_err("syncing", &self.file_path)(e));
             }
             self.unsynced = false;
             self.durable = self.written;
@@ -645,15 +737,16 @@ impl Store {
 }
 
 impl Sink for Store {
-    fn start(&mut self, scope: Json) -> Result<()> {
+    fn start(&mut self, scope: Json) -> Result<(), SinkError> {
         let digest = self.writer.config_digest().to_string();
         self.writer
-            .append(lifecycle::start(now_ns(), scope, &digest))?;
-        self.commit()
+            .append(lifecycle::start(now_ns(), scope, &digest))
+            .map_err(StoreError::from)?;
+        Ok(self.commit()?)
     }
 
-    fn accept(&mut self, record: Record) -> Result<()> {
-        self.writer.append(record)?;
+    fn accept(&mut self, record: Record) -> Result<(), SinkError> {
+        self.writer.append(record).map_err(StoreError::from)?;
         self.session_records += 1;
         if self.writer.since_checkpoint() >= self.cfg.checkpoint_every {
             self.checkpoint("count")?;
@@ -664,8 +757,8 @@ impl Sink for Store {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
-        self.tick()
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(self.tick()?)
     }
 }
 
@@ -677,7 +770,10 @@ impl Drop for Store {
             && self.failed.is_none()
             && let Err(e) = self.commit()
         {
-            log::error!("could not write the last records: {e:#}");
+            log::error!(
+                "could not write the last records: {}",
+                crate::error_text(&e)
+            );
         }
     }
 }

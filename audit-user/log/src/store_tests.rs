@@ -352,9 +352,26 @@ fn a_restart_refuses_to_extend_a_tail_that_does_not_validate() {
     let mut f = fs::OpenOptions::new().append(true).open(&seg).unwrap();
     f.write_all(b"{\"hash\":\"00\",\"kind\":\"exec\"}\n")
         .unwrap();
-    let e = format!("{:#}", Store::open(d.cfg()).err().unwrap());
+    let err = Store::open(d.cfg()).err().unwrap();
+    let e = crate::error_text(&err);
     assert!(e.contains("refusing to extend"), "{e}");
     assert!(e.contains(&segment::file_name(&seg)), "names the file: {e}");
+    // The kind of failure is in the type: the last line does not parse.
+    let lines = fs::read(&seg)
+        .unwrap()
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count();
+    assert!(
+        matches!(
+            &err,
+            StoreError::TailInvalid {
+                source: RecoverError::Line { at, .. },
+                ..
+            } if at.file == seg && at.line == lines
+        ),
+        "{err:?}"
+    );
 }
 
 /// A tmpfs mounted over a directory for one test, unmounted when dropped.
@@ -399,7 +416,7 @@ fn a_full_filesystem_ends_the_log_with_a_store_error_reported_incomplete() {
     let mut failed = None;
     for i in 0..200_000 {
         if let Err(e) = s.accept(event(i)).and_then(|_| s.flush()) {
-            failed = Some(format!("{e:#}"));
+            failed = Some(crate::error_text(&e));
             break;
         }
     }

@@ -3,17 +3,39 @@
 //! make the log verifiable. The store drains the buffer to segment files;
 //! benchmarks, fuzz seeds and tests use the writer directly.
 
-use anyhow::{Result, anyhow};
 use ed25519_dalek::Signer;
 
 use crate::{
+    canonical::EncodeError,
     chain::{Chain, Linked},
     checkpoint::{checkpoint_body, sign_note},
     keys::EpochKey,
-    lifecycle::{self, CheckpointFields},
+    lifecycle::{self, CheckpointFields, LifecycleKind},
     merkle::Frontier,
     record::{Json, Record, now_ns},
 };
+
+/// A writer call that does not fit the log's state (a bug in the caller,
+/// not bad input), or a record that cannot be stored at all.
+#[derive(Debug, thiserror::Error)]
+pub enum WriterError {
+    #[error("a new log starts at epoch 0, not {epoch}")]
+    GenesisEpoch { epoch: u64 },
+    #[error("cannot encode an unencodable_record wrapper: {0}")]
+    Wrapper(EncodeError),
+    #[error(
+        "cannot announce epoch {next} while signing with epoch {signing} (latest announced {latest})"
+    )]
+    Announce {
+        next: u64,
+        signing: u64,
+        latest: u64,
+    },
+    #[error("epoch {epoch} was not announced")]
+    NotAnnounced { epoch: u64 },
+}
+
+type Result<T, E = WriterError> = std::result::Result<T, E>;
 
 pub struct LogWriter {
     chain: Chain,
@@ -48,7 +70,9 @@ impl LogWriter {
     /// checkpoint like every other record.
     pub fn genesis(origin: &str, signer: EpochKey, config: &Json) -> Result<LogWriter> {
         if signer.epoch != 0 {
-            return Err(anyhow!("a new log starts at epoch 0, not {}", signer.epoch));
+            return Err(WriterError::GenesisEpoch {
+                epoch: signer.epoch,
+            });
         }
         let pk = signer.public();
         let mut w = LogWriter {
@@ -101,12 +125,12 @@ impl LogWriter {
                 let l = self
                     .chain
                     .append(&w, &mut self.out)
-                    .map_err(|e| anyhow!("cannot encode an unencodable_record wrapper: {e}"))?;
+                    .map_err(WriterError::Wrapper)?;
                 (l, w.kind)
             }
         };
         self.tree.push_record(&linked.hash);
-        if kind != lifecycle::CHECKPOINT {
+        if kind != LifecycleKind::Checkpoint.as_str() {
             self.since_checkpoint += 1;
         }
         self.last = Some(linked);
@@ -139,13 +163,14 @@ impl LogWriter {
     /// Announces `next` (the following epoch) in a record signed by the
     /// current key.
     pub fn announce(&mut self, next: &EpochKey) -> Result<Linked> {
-        if next.epoch != self.signer.epoch + 1 || self.latest_epoch != self.signer.epoch {
-            return Err(anyhow!(
-                "cannot announce epoch {} while signing with epoch {} (latest announced {})",
-                next.epoch,
-                self.signer.epoch,
-                self.latest_epoch
-            ));
+        if Some(next.epoch) != self.signer.epoch.checked_add(1)
+            || self.latest_epoch != self.signer.epoch
+        {
+            return Err(WriterError::Announce {
+                next: next.epoch,
+                signing: self.signer.epoch,
+                latest: self.latest_epoch,
+            });
         }
         let pk = next.public();
         let msg = lifecycle::rotation_message(&self.origin, next.epoch, &pk);
@@ -159,8 +184,8 @@ impl LogWriter {
     /// signs with `next` from here on. Returns the closed epoch, whose secret
     /// the caller erases once this is durable.
     pub fn close_epoch(&mut self, next: EpochKey) -> Result<u64> {
-        if next.epoch != self.latest_epoch || next.epoch != self.signer.epoch + 1 {
-            return Err(anyhow!("epoch {} was not announced", next.epoch));
+        if next.epoch != self.latest_epoch || Some(next.epoch) != self.signer.epoch.checked_add(1) {
+            return Err(WriterError::NotAnnounced { epoch: next.epoch });
         }
         self.checkpoint("rotation")?;
         let old = std::mem::replace(&mut self.signer, next);

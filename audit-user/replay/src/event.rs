@@ -3,6 +3,7 @@
 //! field is optional here: a record is whatever the log holds, tampered or
 //! not, and a missing or mistyped field only makes the summary poorer.
 
+use audit_log::lifecycle::LifecycleKind;
 use serde_json::{Map, Value};
 
 use crate::display::{command_line, inert, signal_name};
@@ -96,16 +97,17 @@ pub const KINDS: &[(&str, Category)] = &[
     ("module_load", Category::Privilege),
     ("module_delete", Category::Privilege),
     ("bpf", Category::Privilege),
-    ("genesis", Category::Lifecycle),
-    ("start", Category::Lifecycle),
-    ("stop", Category::Lifecycle),
-    ("recovery", Category::Lifecycle),
-    ("config", Category::Lifecycle),
-    ("key_rotation", Category::Lifecycle),
-    ("checkpoint", Category::Lifecycle),
-    ("protection", Category::Lifecycle),
-    ("unencodable_record", Category::Lifecycle),
-    ("loss", Category::Capture),
+    (LifecycleKind::Genesis.as_str(), Category::Lifecycle),
+    (LifecycleKind::Start.as_str(), Category::Lifecycle),
+    (LifecycleKind::Stop.as_str(), Category::Lifecycle),
+    (LifecycleKind::Recovery.as_str(), Category::Lifecycle),
+    (LifecycleKind::Config.as_str(), Category::Lifecycle),
+    (LifecycleKind::KeyRotation.as_str(), Category::Lifecycle),
+    (LifecycleKind::Checkpoint.as_str(), Category::Lifecycle),
+    (LifecycleKind::Protection.as_str(), Category::Lifecycle),
+    (LifecycleKind::Unencodable.as_str(), Category::Lifecycle),
+    (LifecycleKind::StoreError.as_str(), Category::Lifecycle),
+    (LifecycleKind::Loss.as_str(), Category::Capture),
     ("malformed_event", Category::Capture),
 ];
 

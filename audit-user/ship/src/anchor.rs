@@ -16,7 +16,8 @@ use std::{
 use audit_log::{
     chain::parse_line,
     checkpoint::{parse_checkpoint, parse_note},
-    lifecycle, recover, segment,
+    lifecycle::LifecycleKind,
+    recover, segment,
 };
 use serde_json::Value;
 
@@ -37,7 +38,7 @@ pub struct Found {
 /// checkpoint record.
 fn note_in(v: &Value, depth: u8) -> Option<&str> {
     let o = v.as_object()?;
-    if o.get("kind").and_then(Value::as_str) == Some(lifecycle::CHECKPOINT) {
+    if o.get("kind").and_then(Value::as_str) == Some(LifecycleKind::Checkpoint.as_str()) {
         return o.get("note").and_then(Value::as_str);
     }
     if depth == 0 {
@@ -134,7 +135,7 @@ pub fn log_origin(files: &[PathBuf]) -> Option<String> {
     BufReader::new(f).read_until(b'\n', &mut line).ok()?;
     let line = line.strip_suffix(b"\n")?;
     let p = parse_line(line).ok()?;
-    if p.kind(line) != lifecycle::GENESIS {
+    if LifecycleKind::of(p.kind(line)) != Some(LifecycleKind::Genesis) {
         return None;
     }
     let v: Value = serde_json::from_slice(line).ok()?;

@@ -23,11 +23,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::Result as AnyResult;
 use audit_log::{
     record::{Json, Record, now_ns},
     recover,
-    sink::Sink,
+    sink::{Sink, SinkError},
     store::Store,
 };
 use serde_json::json;
@@ -219,17 +218,17 @@ impl ShipSink<'_> {
 }
 
 impl Sink for ShipSink<'_> {
-    fn start(&mut self, scope: Json) -> AnyResult<()> {
+    fn start(&mut self, scope: Json) -> Result<(), SinkError> {
         self.store.start(scope)?;
         self.publish();
         Ok(())
     }
 
-    fn accept(&mut self, record: Record) -> AnyResult<()> {
+    fn accept(&mut self, record: Record) -> Result<(), SinkError> {
         self.store.accept(record)
     }
 
-    fn flush(&mut self) -> AnyResult<()> {
+    fn flush(&mut self) -> Result<(), SinkError> {
         for n in self.notes.try_iter() {
             self.store.accept(n)?;
         }

@@ -14,7 +14,7 @@ use std::{
 use audit_log::{
     canonical,
     checkpoint::{checkpoint_body, sign_note},
-    lifecycle,
+    lifecycle::{self, LifecycleKind},
     merkle::{Frontier, sha256},
     segment,
 };
@@ -189,14 +189,14 @@ pub fn forge(lines: &mut [Rec], from: usize, renumber: bool, f: &Forger) {
                 lines[i - 1]["hash"].as_str().expect("hash").to_string()
             };
             lines[i].insert("prev_hash".into(), json!(prev));
-            match kind(&lines[i]) {
-                lifecycle::GENESIS => {
+            match LifecycleKind::of(kind(&lines[i])) {
+                Some(LifecycleKind::Genesis) => {
                     if let Some(k) = f.chain_keys {
                         let pk = k(0).verifying_key().to_bytes();
                         lines[i].insert("public_key".into(), json!(B64.encode(pk)));
                     }
                 }
-                lifecycle::KEY_ROTATION => {
+                Some(LifecycleKind::KeyRotation) => {
                     if let Some(k) = f.chain_keys {
                         let epoch = lines[i]["epoch"].as_u64().expect("epoch");
                         let pk = k(epoch).verifying_key().to_bytes();
@@ -206,7 +206,7 @@ pub fn forge(lines: &mut [Rec], from: usize, renumber: bool, f: &Forger) {
                         lines[i].insert("signature".into(), json!(B64.encode(sig.to_bytes())));
                     }
                 }
-                lifecycle::CHECKPOINT => {
+                Some(LifecycleKind::Checkpoint) => {
                     let epoch = lines[i]["epoch"].as_u64().expect("epoch");
                     if let Some(key) = (f.checkpoint_key)(epoch) {
                         let body = checkpoint_body(&origin, tree.size(), &tree.root());

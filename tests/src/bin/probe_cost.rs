@@ -18,7 +18,10 @@ use audit_capture::{
     drain::Drain,
     probes::{ProbeOptions, Scope},
 };
-use audit_log::{record::Record, sink::Sink};
+use audit_log::{
+    record::Record,
+    sink::{Sink, SinkError},
+};
 use integration_tests::TestCgroup;
 
 const ITERATIONS: u64 = 200_000;
@@ -28,7 +31,7 @@ const ITERATIONS: u64 = 200_000;
 struct Count(u64);
 
 impl Sink for Count {
-    fn accept(&mut self, _r: Record) -> anyhow::Result<()> {
+    fn accept(&mut self, _r: Record) -> Result<(), SinkError> {
         self.0 += 1;
         Ok(())
     }

@@ -23,6 +23,7 @@ pub mod paths;
 pub mod sockaddr;
 mod syscall;
 
+use audit_log::lifecycle::LifecycleKind;
 pub use audit_log::record::{Json, Record, now_ns};
 
 /// Converts kernel boot-time stamps to wall-clock ns since the Unix epoch.
@@ -195,7 +196,8 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Record {
 /// A `loss` record: events the kernel could not deliver between two checks.
 pub fn loss(time_ns: u64, from_ns: u64, kinds: &BTreeMap<String, u64>) -> Record {
     let count: u64 = kinds.values().sum();
-    Record::new("loss", time_ns)
+    LifecycleKind::Loss
+        .record(time_ns)
         .with("count", count)
         .with("kinds", json!(kinds))
         .with("from_ns", from_ns)

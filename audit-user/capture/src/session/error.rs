@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn log_failures_are_told_apart_by_type() {
-        let sink = || SinkError::new(std::io::Error::other("disk full"));
+        let sink = || SinkError::Other(Box::new(std::io::Error::other("disk full")));
         assert!(SessionError::Sink(sink()).is_log_failure());
         assert!(SessionError::Drain(DrainError::Sink(sink())).is_log_failure());
         let capture =

@@ -24,7 +24,7 @@ use super::{SessionError, StopSignals};
 use crate::{
     cgroup::{self, Cgroup2},
     drain::Drain,
-    error::{SinkError, chain},
+    error::chain,
     preflight,
     probes::{ProbeOptions, Scope},
     sandbox::{
@@ -220,9 +220,7 @@ struct Reports {
 fn handle(events: Vec<Event>, sink: &mut dyn Sink, reports: &mut Reports) -> Result<()> {
     for ev in events {
         match ev {
-            Event::Denied(d) => sink
-                .accept(supervisor::record(&d))
-                .map_err(SinkError::new)?,
+            Event::Denied(d) => sink.accept(supervisor::record(&d))?,
             Event::ExecFailed(e) => reports.exec_failed = Some(e),
             Event::SetupFailed(t) => reports.setup_failed = Some(t),
             Event::ListenerFailed(t) => reports.listener_failed = Some(t),
@@ -261,7 +259,7 @@ fn run_in(
     session.insert("sandbox".into(), described);
     let mut capture = Drain::start(scope, &opts.probe)?;
     crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
-    sink.start(session).map_err(SinkError::new)?;
+    sink.start(session)?;
 
     let (mut child, supervisor) = match &config {
         None => (spawn_plain(cg, program, args)?, None),

@@ -12,7 +12,7 @@ use super::{SessionError, StopSignals};
 use crate::{
     cgroup::Cgroup2,
     drain::Drain,
-    error::{SinkError, chain},
+    error::chain,
     preflight,
     probes::{ProbeOptions, Scope},
     sandbox::{
@@ -65,7 +65,7 @@ pub fn run(
     let mut session = super::scope_json(&scope);
     session.insert("fail_closed".into(), (fail_closed as u8).into());
     crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
-    sink.start(session).map_err(SinkError::new)?;
+    sink.start(session)?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
     let result = (|| {
         while stop.count() == 0 {

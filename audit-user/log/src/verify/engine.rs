@@ -20,8 +20,9 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 
 use super::{Anchor, Item, ItemBody, Kind, Loc, Options, Summary, Verdict, VerdictKind};
 use crate::{
-    checkpoint::{Note, SigCheck, parse_checkpoint, parse_note},
-    lifecycle::{self, CheckpointRecord, Torn},
+    checkpoint::{Note, SigCheck},
+    checks::{self, CheckpointParts, TreeMismatch},
+    lifecycle::{self, FieldError, RotationRecord, Torn},
     merkle::{Frontier, Hash, leaf_hash},
     record::Json,
 };
@@ -427,7 +428,7 @@ impl Engine {
         let ItemBody::Rec(r) = &item.body else { return };
         let (seq, prev, hash, time, leaf) = (r.seq, r.prev, r.hash, r.time_ns, r.leaf);
         if let Some(p) = self.expect_prev
-            && prev != p
+            && !checks::links_to(&p, &prev)
         {
             let d = format!(
                 "seq {} hashes to {} but seq {seq} links to {}: seq {} was rewritten (its hash recomputed)",
@@ -449,7 +450,7 @@ impl Engine {
             }
         }
         self.push_pending_leaf();
-        if seq == 0 && prev != crate::chain::GENESIS_PREV {
+        if seq == 0 && !checks::starts_chain(seq, &prev) {
             self.verdict(
                 VerdictKind::Modified,
                 0,
@@ -518,7 +519,7 @@ impl Engine {
 
     /// A self-consistent lifecycle record whose fields are not what the
     /// writer writes: its content was forged (with its hash recomputed).
-    fn field_error(&mut self, item: &Item, seq: u64, what: &str, e: &str) {
+    fn field_error(&mut self, item: &Item, seq: u64, what: &str, e: &FieldError) {
         let d = format!("{what} record: {e}");
         self.verdict(VerdictKind::Modified, seq, seq, &item.loc, d);
     }
@@ -534,13 +535,7 @@ impl Engine {
         let Some(j) = self.fields_or_modified(item, seq) else {
             return;
         };
-        let parsed = (|| {
-            Ok::<_, String>((
-                lifecycle::get_str(&j, "origin")?.to_string(),
-                lifecycle::get_public_key(&j)?,
-            ))
-        })();
-        let (origin, pk) = match parsed {
+        let (origin, pk) = match checks::genesis_fields(&j) {
             Ok(v) => v,
             Err(e) => {
                 self.field_error(item, 0, "genesis", &e);
@@ -569,15 +564,8 @@ impl Engine {
         let Some(j) = self.fields_or_modified(item, seq) else {
             return;
         };
-        let parsed = (|| {
-            Ok::<_, String>((
-                lifecycle::get_u64(&j, "epoch")?,
-                lifecycle::get_public_key(&j)?,
-                lifecycle::get_signature(&j)?,
-            ))
-        })();
-        let (epoch, pk, sig) = match parsed {
-            Ok(v) => v,
+        let rotation = match RotationRecord::parse(&j) {
+            Ok(r) => r,
             Err(e) => {
                 self.field_error(item, seq, "key_rotation", &e);
                 return;
@@ -586,9 +574,9 @@ impl Engine {
         // Once trust is broken (an altered or unreadable record may itself
         // have been a rotation) the epoch count is unknown: no more epoch
         // findings, the first damage is what is reported.
+        let (epoch, pk) = (rotation.epoch, rotation.public_key);
         if self.trust_broken.is_none()
-            && (Some(epoch) != self.latest_epoch.checked_add(1)
-                || self.latest_epoch != self.sign_epoch)
+            && checks::rotation_order(epoch, self.latest_epoch, self.sign_epoch).is_err()
         {
             let d = format!(
                 "epochs are not contiguous: rotation to epoch {epoch} while epoch {} is the latest{}",
@@ -604,11 +592,7 @@ impl Engine {
         let signer = self.keys.get(self.sign_epoch as usize).copied();
         let origin = self.origin.clone().unwrap_or_default();
         let ok = signer.is_some_and(|k| {
-            let msg = lifecycle::rotation_message(&origin, epoch, &pk);
-            ed25519_dalek::VerifyingKey::from_bytes(&k.pk).is_ok_and(|vk| {
-                vk.verify_strict(&msg, &ed25519_dalek::Signature::from_bytes(&sig))
-                    .is_ok()
-            })
+            checks::rotation_signature(&origin, &rotation, self.sign_epoch, &k.pk).is_ok()
         });
         let trusted = ok && signer.is_some_and(|k| k.trusted);
         if !ok && self.trust_broken.is_none() {
@@ -656,7 +640,7 @@ impl Engine {
     fn signed_by(&self, note: &Note, origin: &str) -> Option<usize> {
         self.keys
             .iter()
-            .position(|k| note.check(origin, &k.pk) == SigCheck::Valid)
+            .position(|k| checks::checkpoint_signature(note, origin, &k.pk) == SigCheck::Valid)
     }
 
     fn checkpoint(&mut self, item: &Item, seq: u64) {
@@ -668,13 +652,8 @@ impl Engine {
         // Whatever happens, a checkpoint closes a pending rotation.
         self.sign_epoch = self.latest_epoch;
 
-        let parsed = CheckpointRecord::parse(&j).and_then(|c| {
-            let note = parse_note(&c.note).map_err(|e| format!("note: {e}"))?;
-            let body = parse_checkpoint(&note.body).map_err(|e| format!("note: {e}"))?;
-            Ok((c, note, body))
-        });
-        let (c, note, body) = match parsed {
-            Ok(v) => v,
+        let (c, note, body) = match checks::read_checkpoint(&j) {
+            Ok(CheckpointParts { record, note, body }) => (record, note, body),
             Err(e) => {
                 let d = format!("checkpoint at seq {seq} cannot be read: {e}");
                 self.verdict(VerdictKind::BadSignature, self.covered, seq, &item.loc, d);
@@ -687,7 +666,7 @@ impl Engine {
         let mut sig_ok = true;
         let mut unattributed = None;
         if self.trust_broken.is_none() {
-            let problem = if body.origin != origin {
+            let problem = if checks::checkpoint_origin(&body, &origin).is_err() {
                 Some((
                     VerdictKind::BadSignature,
                     format!(
@@ -699,7 +678,7 @@ impl Engine {
                 match self
                     .keys
                     .get(expected as usize)
-                    .map(|k| note.check(&origin, &k.pk))
+                    .map(|k| checks::checkpoint_signature(&note, &origin, &k.pk))
                 {
                     Some(SigCheck::Valid)
                         if c.epoch == expected && c.latest_epoch == self.latest_epoch =>
@@ -751,39 +730,30 @@ impl Engine {
         }
 
         // 2. The tree: size and root of every record before this one.
-        let signed_frontier =
-            Frontier::from_parts(body.size, c.frontier.clone()).filter(|f| f.root() == body.root);
+        let signed_frontier = checks::signed_frontier(&body, &c.frontier).ok();
         let mut tree_ok = false;
         if let Some(t) = self.tree.as_ref() {
-            let mismatch = if t.size() != body.size {
-                let (kind, what) = if body.size > t.size() {
-                    (
-                        VerdictKind::Deleted,
-                        format!("{} record(s) fewer", body.size - t.size()),
-                    )
-                } else {
-                    (
-                        VerdictKind::Inserted,
-                        format!("{} record(s) more", t.size() - body.size),
-                    )
-                };
-                Some((
-                    kind,
-                    format!(
-                        "the log holds {} records before the checkpoint at seq {seq}, which signed {}: {what}",
-                        t.size(),
-                        body.size
-                    ),
-                ))
-            } else if t.root() != body.root {
-                Some((
+            let sizes = |have: u64, signed: u64, what: String| {
+                format!(
+                    "the log holds {have} records before the checkpoint at seq {seq}, which signed {signed}: {what}"
+                )
+            };
+            let mismatch = match checks::checkpoint_tree(t, &body) {
+                Ok(()) => None,
+                Err(TreeMismatch::Fewer { have, signed }) => Some((
+                    VerdictKind::Deleted,
+                    sizes(have, signed, format!("{} record(s) fewer", signed - have)),
+                )),
+                Err(TreeMismatch::More { have, signed }) => Some((
+                    VerdictKind::Inserted,
+                    sizes(have, signed, format!("{} record(s) more", have - signed)),
+                )),
+                Err(TreeMismatch::Root) => Some((
                     VerdictKind::Modified,
                     format!(
                         "records before the checkpoint at seq {seq} do not have the signed root: some were rewritten and the chain rehashed"
                     ),
-                ))
-            } else {
-                None
+                )),
             };
             match mismatch {
                 None => {

@@ -16,20 +16,44 @@ use std::{
     sync::{Arc, Mutex, mpsc},
 };
 
-use anyhow::{Context, Result, bail};
-
 use engine::Engine;
 pub use engine::{Incomplete, WINDOW};
 
 use crate::{
     chain::parse_line,
-    checkpoint::{Checkpoint, Note, parse_checkpoint, parse_note, parse_vkey},
-    lifecycle::{self, Torn},
+    checkpoint::{Checkpoint, Note, NoteError, parse_checkpoint, parse_note, parse_vkey},
+    lifecycle::{LifecycleKind, Torn},
     lockfile,
     merkle::{Hash, leaf_hash, sha256},
     record::Json,
-    segment, store,
+    segment::{self, SegmentError},
+    store,
 };
+
+/// Why verify could not run (no report): its input or its options are
+/// unusable. Findings in the log itself are verdicts, never errors.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("the anchor is not a signed note")]
+    AnchorNote(#[source] NoteError),
+    #[error("the anchor is not a checkpoint")]
+    AnchorBody(#[source] NoteError),
+    /// The `--pubkey` text is not a verifier key.
+    #[error(transparent)]
+    Pubkey(NoteError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error(transparent)]
+    Segment(#[from] SegmentError),
+    #[error("{} holds no segment files (seg-*.log)", dir.display())]
+    NoSegments { dir: PathBuf },
+    #[error("{}: no such file or directory", path.display())]
+    NotFound { path: PathBuf },
+    #[error("internal error: the parser threads stopped early")]
+    Internal,
+}
+
+type Result<T, E = VerifyError> = std::result::Result<T, E>;
 
 /// The kinds of tampering `verify` reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -171,20 +195,7 @@ pub(crate) enum Kind {
 
 impl Kind {
     fn of(kind: &str) -> Kind {
-        match kind {
-            lifecycle::GENESIS => Kind::Genesis,
-            lifecycle::START => Kind::Start,
-            lifecycle::STOP => Kind::Stop,
-            lifecycle::RECOVERY => Kind::Recovery,
-            lifecycle::CONFIG => Kind::Config,
-            lifecycle::KEY_ROTATION => Kind::KeyRotation,
-            lifecycle::CHECKPOINT => Kind::Checkpoint,
-            lifecycle::PROTECTION => Kind::Protection,
-            lifecycle::UNENCODABLE => Kind::Unencodable,
-            lifecycle::STORE_ERROR => Kind::StoreError,
-            "loss" => Kind::Loss,
-            _ => Kind::Other,
-        }
+        LifecycleKind::of(kind).map_or(Kind::Other, Kind::from)
     }
 
     /// For a damaged record whose `kind` may itself be what changed: the
@@ -214,6 +225,24 @@ impl Kind {
             self,
             Kind::Other | Kind::Stop | Kind::Config | Kind::Unencodable
         )
+    }
+}
+
+impl From<LifecycleKind> for Kind {
+    fn from(k: LifecycleKind) -> Kind {
+        match k {
+            LifecycleKind::Genesis => Kind::Genesis,
+            LifecycleKind::Start => Kind::Start,
+            LifecycleKind::Stop => Kind::Stop,
+            LifecycleKind::Recovery => Kind::Recovery,
+            LifecycleKind::Config => Kind::Config,
+            LifecycleKind::KeyRotation => Kind::KeyRotation,
+            LifecycleKind::Checkpoint => Kind::Checkpoint,
+            LifecycleKind::Protection => Kind::Protection,
+            LifecycleKind::Unencodable => Kind::Unencodable,
+            LifecycleKind::StoreError => Kind::StoreError,
+            LifecycleKind::Loss => Kind::Loss,
+        }
     }
 }
 
@@ -547,8 +576,8 @@ impl Summary {
 
 /// Parses the `--anchor` note and the `--pubkey` verifier key contents.
 pub fn parse_anchor(text: &str) -> Result<Anchor> {
-    let note = parse_note(text).context("the anchor is not a signed note")?;
-    let cp = parse_checkpoint(&note.body).context("the anchor is not a checkpoint")?;
+    let note = parse_note(text).map_err(VerifyError::AnchorNote)?;
+    let cp = parse_checkpoint(&note.body).map_err(VerifyError::AnchorBody)?;
     Ok(Anchor {
         note,
         cp,
@@ -558,7 +587,7 @@ pub fn parse_anchor(text: &str) -> Result<Anchor> {
 }
 
 pub fn parse_pubkey(text: &str) -> Result<(String, [u8; 32])> {
-    Ok(parse_vkey(text)?)
+    parse_vkey(text).map_err(VerifyError::Pubkey)
 }
 
 /// Verifies in-memory segments, in order: (name, bytes).
@@ -601,7 +630,7 @@ fn run<'a>(
         .min(8);
     // reader (this iterator, on its own thread) → parser workers → engine
     // (here), each stage bounded so memory stays a few chunks per thread.
-    let read_error: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let read_error: Mutex<Option<VerifyError>> = Mutex::new(None);
     std::thread::scope(|scope| -> Result<()> {
         let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Chunk)>(workers * 2);
         let job_rx = Arc::new(Mutex::new(job_rx));
@@ -684,7 +713,7 @@ fn run<'a>(
             }
         }
         if !ready.is_empty() {
-            bail!("internal error: the parser threads stopped early");
+            return Err(VerifyError::Internal);
         }
         Ok(())
     })?;
@@ -728,7 +757,7 @@ pub fn resolve_inputs(paths: &[PathBuf]) -> Result<Inputs> {
         if p.is_dir() {
             let segs = segment::list(p)?;
             if segs.is_empty() {
-                bail!("{} holds no segment files (seg-*.log)", p.display());
+                return Err(VerifyError::NoSegments { dir: p.clone() });
             }
             listed.extend(segs.iter().map(|_| true));
             files.extend(segs);
@@ -736,7 +765,7 @@ pub fn resolve_inputs(paths: &[PathBuf]) -> Result<Inputs> {
             files.push(p.clone());
             listed.push(false);
         } else {
-            bail!("{}: no such file or directory", p.display());
+            return Err(VerifyError::NotFound { path: p.clone() });
         }
     }
     // Only the store of the last file can have a write in flight.

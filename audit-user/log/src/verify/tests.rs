@@ -166,7 +166,7 @@ fn random_flips_over_a_multi_epoch_log_are_caught_in_their_window() {
         let seq = spans.iter().position(|&(_, e)| at <= e).unwrap();
         let window_start = kinds[..seq]
             .iter()
-            .rposition(|k| k == lifecycle::CHECKPOINT)
+            .rposition(|k| k == LifecycleKind::Checkpoint.as_str())
             .unwrap_or(0) as u64;
         let r = verify_bytes(&forged);
         let vs = verdicts(&r);
