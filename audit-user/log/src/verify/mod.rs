@@ -367,10 +367,9 @@ struct Chunk<'a> {
     file: usize,
     name: Arc<str>,
     data: Bytes<'a>,
-    /// Byte range of whole lines, and the 1-based number of the first.
+    /// Byte range of whole lines.
     start: usize,
     end: usize,
-    first_line: u64,
     /// This chunk ends the file: report bytes after the last newline.
     last: bool,
 }
@@ -380,27 +379,25 @@ impl Chunk<'_> {
         (*self.data).as_ref()
     }
 
-    fn parse(&self) -> Vec<Item> {
+    /// The chunk's items, numbered from line 1 of the chunk, and how many
+    /// whole lines it has.
+    fn parse(&self) -> (Vec<Item>, u64) {
         let all = self.bytes();
         let d = &all[self.start..self.end];
         let mut items = Vec::with_capacity(d.len() / 256 + 1);
         let mut line_start = 0;
         for (n, i) in memchr::memchr_iter(b'\n', d).enumerate() {
             let off = (self.start + line_start) as u64;
-            items.push(parse_item(
-                self.file,
-                self.first_line + n as u64,
-                off,
-                &d[line_start..i],
-            ));
+            items.push(parse_item(self.file, 1 + n as u64, off, &d[line_start..i]));
             line_start = i + 1;
         }
+        let lines = items.len() as u64;
         if self.last && self.end < all.len() {
             let torn = &all[self.end..];
             items.push(Item {
                 loc: Loc {
                     file: self.file,
-                    line: self.first_line + items.len() as u64,
+                    line: 1 + lines,
                     offset: self.end as u64,
                 },
                 kind: Kind::Other,
@@ -413,8 +410,27 @@ impl Chunk<'_> {
                 json: None,
             });
         }
-        items
+        (items, lines)
     }
+}
+
+/// Gives a chunk's items their line numbers in the file. The lines before a
+/// chunk are only known once the earlier chunks are parsed (counting them
+/// ahead of time was a pass over every byte on the reader thread).
+fn renumber(items: &mut [Item], lines_before: u64) {
+    for item in items {
+        item.loc.line += lines_before;
+    }
+}
+
+/// A chunk's items as a parser worker hands them back.
+struct Parsed {
+    items: Vec<Item>,
+    /// Whole lines in the chunk.
+    lines: u64,
+    bytes: u64,
+    file: usize,
+    name: Arc<str>,
 }
 
 /// Cuts a segment into chunks of about `CHUNK` bytes of whole lines.
@@ -425,7 +441,7 @@ fn chunks<'a>(file: usize, name: &str, data: Bytes<'a>) -> Vec<Chunk<'a>> {
     let bytes = (*data).as_ref();
     let end = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
     let mut out = Vec::new();
-    let (mut start, mut line) = (0usize, 1u64);
+    let mut start = 0usize;
     loop {
         let cut = if end - start <= CHUNK {
             end
@@ -438,13 +454,11 @@ fn chunks<'a>(file: usize, name: &str, data: Bytes<'a>) -> Vec<Chunk<'a>> {
             data: data.clone(),
             start,
             end: cut,
-            first_line: line,
             last: cut == end,
         });
         if cut == end {
             return out;
         }
-        line += memchr::memchr_iter(b'\n', &bytes[start..cut]).count() as u64;
         start = cut;
     }
 }
@@ -587,8 +601,12 @@ fn run<'a>(
         for (file, input) in inputs.enumerate() {
             let (name, data) = input?;
             engine.files.push(name.clone());
+            let mut lines_before = 0;
             for chunk in chunks(file, &name, data) {
-                for item in chunk.parse() {
+                let (mut items, lines) = chunk.parse();
+                renumber(&mut items, lines_before);
+                lines_before += lines;
+                for item in items {
                     engine.push(item);
                 }
                 progress((chunk.end - chunk.start) as u64);
@@ -605,8 +623,7 @@ fn run<'a>(
     std::thread::scope(|scope| -> Result<()> {
         let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Chunk)>(workers * 2);
         let job_rx = Arc::new(Mutex::new(job_rx));
-        let (res_tx, res_rx) =
-            mpsc::sync_channel::<(u64, Vec<Item>, u64, usize, Arc<str>)>(workers * 4);
+        let (res_tx, res_rx) = mpsc::sync_channel::<(u64, Parsed)>(workers * 4);
         for _ in 0..workers {
             let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
             scope.spawn(move || {
@@ -619,13 +636,18 @@ fn run<'a>(
                     let bytes = (chunk.end - chunk.start) as u64;
                     // The parser is fuzzed not to panic; if it ever did, the
                     // chunk's lines become unreadable rather than a hang.
-                    let items =
+                    let (items, lines) =
                         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunk.parse()))
                             .unwrap_or_else(|_| {
-                                vec![Item {
+                                let lines = memchr::memchr_iter(
+                                    b'\n',
+                                    &chunk.bytes()[chunk.start..chunk.end],
+                                )
+                                .count() as u64;
+                                let item = Item {
                                     loc: Loc {
                                         file: chunk.file,
-                                        line: chunk.first_line,
+                                        line: 1,
                                         offset: chunk.start as u64,
                                     },
                                     kind: Kind::Other,
@@ -633,12 +655,17 @@ fn run<'a>(
                                         "internal error while parsing this part of the file".into(),
                                     ),
                                     json: None,
-                                }]
+                                };
+                                (vec![item], lines)
                             });
-                    if res_tx
-                        .send((id, items, bytes, chunk.file, chunk.name.clone()))
-                        .is_err()
-                    {
+                    let parsed = Parsed {
+                        items,
+                        lines,
+                        bytes,
+                        file: chunk.file,
+                        name: chunk.name.clone(),
+                    };
+                    if res_tx.send((id, parsed)).is_err() {
                         return;
                     }
                 }
@@ -669,17 +696,22 @@ fn run<'a>(
         // Results come back slightly out of order (one per worker at most):
         // hold them until their turn.
         let mut next = 0u64;
-        let mut ready: BTreeMap<u64, (Vec<Item>, u64, usize, Arc<str>)> = BTreeMap::new();
-        for (id, items, bytes, file, name) in res_rx.iter() {
-            ready.insert(id, (items, bytes, file, name));
-            while let Some((items, bytes, file, name)) = ready.remove(&next) {
-                while engine.files.len() <= file {
-                    engine.files.push(name.to_string());
+        let mut ready: BTreeMap<u64, Parsed> = BTreeMap::new();
+        // Lines of the current file so far.
+        let mut lines_before = 0u64;
+        for (id, parsed) in res_rx.iter() {
+            ready.insert(id, parsed);
+            while let Some(mut p) = ready.remove(&next) {
+                while engine.files.len() <= p.file {
+                    engine.files.push(p.name.to_string());
+                    lines_before = 0;
                 }
-                for item in items {
+                renumber(&mut p.items, lines_before);
+                lines_before += p.lines;
+                for item in p.items {
                     engine.push(item);
                 }
-                progress(bytes);
+                progress(p.bytes);
                 next += 1;
             }
         }

@@ -281,3 +281,38 @@ fn a_seq_near_u64_max_is_a_verdict_not_a_panic() {
         assert!(v.first_seq <= v.last_seq, "{v:?}");
     }
 }
+
+/// Big inputs are cut into chunks parsed on worker threads and numbered
+/// afterwards: a finding deep in the second of two segments names that
+/// segment and its own line number.
+#[test]
+fn findings_in_parallel_chunks_name_the_right_file_and_line() {
+    let data = multi_epoch_log(30_000);
+    assert!(
+        data.len() > PARALLEL_FROM + 2 * CHUNK,
+        "{} bytes",
+        data.len()
+    );
+    let lines: Vec<usize> = memchr::memchr_iter(b'\n', &data).collect();
+    // Two segments, cut at a line boundary past the first chunk.
+    let cut = lines[lines.len() / 3] + 1;
+    let (first, second) = data.split_at(cut);
+    let mut second = second.to_vec();
+    let second_lines: Vec<usize> = memchr::memchr_iter(b'\n', &second).collect();
+    // Alter one argv byte of a record about 5 MB in.
+    let target_line = second_lines.len() * 3 / 4;
+    let line_start = second_lines[target_line - 1] + 1;
+    let at = line_start + memchr::memmem::find(&second[line_start..], b"echo ").unwrap() + 5;
+    second[at] = if second[at] == b'7' { b'8' } else { b'7' };
+    let opts = Options {
+        pubkey: Some(trust_root()),
+        ..Options::default()
+    };
+    let report = verify_segments(&[("seg-a.log", first), ("seg-b.log", &second)], &opts).unwrap();
+    let v = report.verdicts.first().expect("the change is found");
+    assert_eq!(v.kind, VerdictKind::Modified, "{:?}", report.verdicts);
+    assert_eq!(
+        (v.file.as_str(), v.line),
+        ("seg-b.log", target_line as u64 + 1)
+    );
+}
