@@ -18,6 +18,14 @@ pub struct Index {
     words: usize,
     stack: [[u64; 3]; STACK_WORDS],
     heap: Vec<[u64; 3]>,
+    /// No byte is 0x80 or above (then the line is valid UTF-8 as it is).
+    ascii: bool,
+}
+
+/// An [`Index`] as the scanner reads it.
+#[derive(Clone, Copy)]
+pub struct View<'i> {
+    masks: &'i [[u64; 3]],
 }
 
 /// The three masks, by position in each `[u64; 3]`.
@@ -39,6 +47,7 @@ impl Index {
             words,
             stack: [[0; 3]; STACK_WORDS],
             heap: Vec::new(),
+            ascii: true,
         };
         if words > STACK_WORDS {
             index.heap = vec![[0; 3]; words];
@@ -48,12 +57,15 @@ impl Index {
         } else {
             &mut index.stack[..words]
         };
+        let mut high = 0u64;
         let mut blocks = b.chunks_exact(64);
         for (slot, block) in out.iter_mut().zip(&mut blocks) {
             let Ok(block) = <&[u8; 64]>::try_from(block) else {
                 unreachable!("chunks_exact(64) yields 64-byte blocks")
             };
-            *slot = block_masks(block);
+            let (masks, h) = block_masks(block);
+            *slot = masks;
+            high |= h;
         }
         // The last, partial block: padded with a byte that stops every run
         // (a quote is a string and key stop and not a digit), then the bits
@@ -61,28 +73,39 @@ impl Index {
         let rest = blocks.remainder();
         let mut last = [b'"'; 64];
         last[..rest.len()].copy_from_slice(rest);
-        let mut masks = block_masks(&last);
+        let (mut masks, h) = block_masks(&last);
+        high |= h;
         let past_end = !0u64 << rest.len();
         for m in &mut masks {
             *m |= past_end;
         }
         out[words - 1] = masks;
+        index.ascii = high == 0;
         index
     }
 
-    fn masks(&self) -> &[[u64; 3]] {
-        if self.words > STACK_WORDS {
-            &self.heap
-        } else {
-            &self.stack[..self.words]
-        }
+    /// Whether every byte is below 0x80.
+    pub fn ascii(&self) -> bool {
+        self.ascii
     }
 
+    pub fn view(&self) -> View<'_> {
+        View {
+            masks: if self.words > STACK_WORDS {
+                &self.heap
+            } else {
+                &self.stack[..self.words]
+            },
+        }
+    }
+}
+
+impl View<'_> {
     /// The first position at or after `from` whose `stop` bit is set (the
     /// line's length or beyond when none is inside the line).
     #[inline]
     pub fn next(&self, stop: Stop, from: usize) -> usize {
-        let masks = self.masks();
+        let masks = self.masks;
         let mut w = from / 64;
         let Some(first) = masks.get(w) else {
             return from;
@@ -102,9 +125,10 @@ impl Index {
     }
 }
 
-/// The three stop masks of one 64-byte block.
+/// The three stop masks of one 64-byte block, and which bytes are 0x80 or
+/// above.
 #[inline]
-fn block_masks(block: &[u8; 64]) -> [u64; 3] {
+fn block_masks(block: &[u8; 64]) -> ([u64; 3], u64) {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         // SAFETY: SSE2 is enabled for this build (the cfg above checks it;
@@ -119,8 +143,9 @@ fn block_masks(block: &[u8; 64]) -> [u64; 3] {
 
 /// The reference: one byte at a time.
 #[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
-fn scalar_masks(block: &[u8; 64]) -> [u64; 3] {
+fn scalar_masks(block: &[u8; 64]) -> ([u64; 3], u64) {
     let mut m = [0u64; 3];
+    let mut high = 0u64;
     for (i, &c) in block.iter().enumerate() {
         let string_stop = c == b'"' || c == b'\\' || c < 0x20;
         let key_stop = string_stop || c >= 0x7f;
@@ -128,18 +153,20 @@ fn scalar_masks(block: &[u8; 64]) -> [u64; 3] {
         m[Stop::String as usize] |= u64::from(string_stop) << i;
         m[Stop::Key as usize] |= u64::from(key_stop) << i;
         m[Stop::Digits as usize] |= u64::from(digit_stop) << i;
+        high |= u64::from(c >= 0x80) << i;
     }
-    m
+    (m, high)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
-fn sse2_masks(block: &[u8; 64]) -> [u64; 3] {
+fn sse2_masks(block: &[u8; 64]) -> ([u64; 3], u64) {
     use std::arch::x86_64::{
         _mm_cmpeq_epi8, _mm_cmpgt_epi8, _mm_cmplt_epi8, _mm_movemask_epi8, _mm_or_si128,
         _mm_set_epi64x, _mm_set1_epi8,
     };
     let mut m = [0u64; 3];
+    let mut all_high = 0u64;
     for (part, bytes) in block.chunks_exact(16).enumerate() {
         let word = |at: usize| {
             let mut w = [0u8; 8];
@@ -165,8 +192,9 @@ fn sse2_masks(block: &[u8; 64]) -> [u64; 3] {
         m[Stop::String as usize] |= string_stop << shift;
         m[Stop::Key as usize] |= key_stop << shift;
         m[Stop::Digits as usize] |= (!digit & 0xffff) << shift;
+        all_high |= high << shift;
     }
-    m
+    (m, all_high)
 }
 
 #[cfg(test)]
@@ -204,15 +232,19 @@ mod tests {
     #[test]
     fn next_finds_stops_and_ends_at_the_line_end() {
         let line = br#"{"ab":"cd\"e","n":123}"#;
-        let ix = Index::new(line);
+        let index = Index::new(line);
+        assert!(index.ascii());
+        let ix = index.view();
         assert_eq!(ix.next(Stop::Key, 2), 4);
         assert_eq!(ix.next(Stop::String, 7), 9);
         assert_eq!(ix.next(Stop::Digits, 18), 21);
         assert_eq!(ix.next(Stop::Digits, 22), 22);
         // A long line crosses words and the heap buffer.
         let long = vec![b'x'; 64 * STACK_WORDS + 10];
-        let ix = Index::new(&long);
+        let index = Index::new(&long);
+        let ix = index.view();
         assert_eq!(ix.next(Stop::String, 0), long.len());
         assert_eq!(ix.next(Stop::Digits, 5), 5);
+        assert!(!Index::new("{\"k\":\"é\"}".as_bytes()).ascii());
     }
 }

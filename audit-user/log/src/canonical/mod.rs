@@ -14,7 +14,7 @@
 
 mod index;
 
-use index::{Index, Stop};
+use index::{Index, Stop, View};
 use serde_json::Value;
 
 /// Deeper nesting is refused on both sides (records are at most 3 deep), so
@@ -276,10 +276,14 @@ pub fn scan_object(
     wanted: &[&[u8]],
     found: &mut [Option<Member>],
 ) -> Result<(), ScanError> {
-    // Whole-line UTF-8 check first (fast); the scanner itself then only has
-    // to look at ASCII structure, since multi-byte sequences never contain
-    // bytes below 0x80.
-    if let Err(e) = std::str::from_utf8(b) {
+    // The index first, then the UTF-8 check, which an all-ASCII line (the
+    // index says so) does not need; the scanner itself then only looks at
+    // ASCII structure, since multi-byte sequences never contain bytes below
+    // 0x80.
+    let index = Index::new(b);
+    if !index.ascii()
+        && let Err(e) = std::str::from_utf8(b)
+    {
         return Err(ScanError {
             offset: e.valid_up_to(),
             what: "invalid UTF-8",
@@ -288,7 +292,7 @@ pub fn scan_object(
     let mut s = Scanner {
         b,
         i: 0,
-        ix: Index::new(b),
+        ix: index.view(),
     };
     s.object(0, Some((wanted, found)))?;
     if s.i != b.len() {
@@ -301,7 +305,7 @@ struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
     /// Where runs of string, key and digit bytes stop.
-    ix: Index,
+    ix: View<'a>,
 }
 
 type Wanted<'w, 'f> = (&'w [&'w [u8]], &'f mut [Option<Member>]);

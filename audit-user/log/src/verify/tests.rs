@@ -330,7 +330,8 @@ fn files_read_in_pieces_verify_like_the_same_bytes_in_memory() {
         w.append(Record::new("exit", 900_001 + i).with("code", i))
             .unwrap();
     }
-    w.append(lifecycle::stop(9_000_000, "done", 18_001)).unwrap();
+    w.append(lifecycle::stop(9_000_000, "done", 18_001))
+        .unwrap();
     w.checkpoint("stop").unwrap();
     let mut data = std::mem::take(w.out());
     // One changed record after the long line, and a torn tail.
@@ -359,7 +360,10 @@ fn files_read_in_pieces_verify_like_the_same_bytes_in_memory() {
     assert_eq!(from_files.verdicts, in_memory.verdicts);
     assert_eq!(from_files.summary.records, in_memory.summary.records);
     assert!(
-        from_files.verdicts.iter().any(|v| v.kind == VerdictKind::Modified),
+        from_files
+            .verdicts
+            .iter()
+            .any(|v| v.kind == VerdictKind::Modified),
         "{:?}",
         from_files.verdicts
     );
