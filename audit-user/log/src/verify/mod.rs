@@ -6,14 +6,13 @@
 //! problem in the input becomes a verdict, a note or an error message.
 
 mod engine;
+mod pipeline;
 mod report;
 
 use std::{
-    collections::BTreeMap,
     fs,
     io::IsTerminal,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, mpsc},
 };
 
 use engine::Engine;
@@ -24,7 +23,7 @@ use crate::{
     checkpoint::{Checkpoint, Note, NoteError, parse_checkpoint, parse_note, parse_vkey},
     lifecycle::{LifecycleKind, Torn},
     lockfile,
-    merkle::{Hash, leaf_hash, sha256},
+    merkle::{Hash, leaf_hash},
     record::Json,
     segment::{self, SegmentError},
     store,
@@ -362,122 +361,6 @@ fn salvage(line: &[u8]) -> (Kind, Option<Box<Json>>) {
     }
 }
 
-/// Segment bytes shared by the chunks cut from them: borrowed for in-memory
-/// input, pooled buffers for files.
-type Bytes<'a> = Arc<dyn AsRef<[u8]> + Send + Sync + 'a>;
-
-/// A file buffer that goes back to its pool when the last chunk is done,
-/// so reading the next segment reuses memory the kernel already mapped
-/// (fresh buffers cost a page fault per 4 KiB: a third of verify's time).
-struct Pooled {
-    buf: Vec<u8>,
-    pool: Arc<Mutex<Vec<Vec<u8>>>>,
-}
-
-impl AsRef<[u8]> for Pooled {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Pooled {
-    fn drop(&mut self) {
-        if let Ok(mut p) = self.pool.lock()
-            && p.len() < 4
-        {
-            p.push(std::mem::take(&mut self.buf));
-        }
-    }
-}
-
-/// A run of whole lines of one segment, parsed as a unit (possibly on a
-/// worker thread).
-struct Chunk<'a> {
-    file: usize,
-    name: Arc<str>,
-    data: Bytes<'a>,
-    /// Byte range of whole lines, and the 1-based number of the first.
-    start: usize,
-    end: usize,
-    first_line: u64,
-    /// This chunk ends the file: report bytes after the last newline.
-    last: bool,
-}
-
-impl Chunk<'_> {
-    fn bytes(&self) -> &[u8] {
-        (*self.data).as_ref()
-    }
-
-    fn parse(&self) -> Vec<Item> {
-        let all = self.bytes();
-        let d = &all[self.start..self.end];
-        let mut items = Vec::with_capacity(d.len() / 256 + 1);
-        let mut line_start = 0;
-        for (n, i) in memchr::memchr_iter(b'\n', d).enumerate() {
-            let off = (self.start + line_start) as u64;
-            items.push(parse_item(
-                self.file,
-                self.first_line + n as u64,
-                off,
-                &d[line_start..i],
-            ));
-            line_start = i + 1;
-        }
-        if self.last && self.end < all.len() {
-            let torn = &all[self.end..];
-            items.push(Item {
-                loc: Loc {
-                    file: self.file,
-                    line: self.first_line + items.len() as u64,
-                    offset: self.end as u64,
-                },
-                kind: Kind::Other,
-                body: ItemBody::Torn(Box::new(Torn {
-                    file: self.name.to_string(),
-                    offset: self.end as u64,
-                    length: torn.len() as u64,
-                    sha256: sha256(torn),
-                })),
-                json: None,
-            });
-        }
-        items
-    }
-}
-
-/// Cuts a segment into chunks of about `CHUNK` bytes of whole lines.
-const CHUNK: usize = 1 << 20;
-
-fn chunks<'a>(file: usize, name: &str, data: Bytes<'a>) -> Vec<Chunk<'a>> {
-    let name: Arc<str> = name.into();
-    let bytes = (*data).as_ref();
-    let end = memchr::memrchr(b'\n', bytes).map_or(0, |i| i + 1);
-    let mut out = Vec::new();
-    let (mut start, mut line) = (0usize, 1u64);
-    loop {
-        let cut = if end - start <= CHUNK {
-            end
-        } else {
-            memchr::memchr(b'\n', &bytes[start + CHUNK..end]).map_or(end, |i| start + CHUNK + i + 1)
-        };
-        out.push(Chunk {
-            file,
-            name: name.clone(),
-            data: data.clone(),
-            start,
-            end: cut,
-            first_line: line,
-            last: cut == end,
-        });
-        if cut == end {
-            return out;
-        }
-        line += memchr::memchr_iter(b'\n', &bytes[start..cut]).count() as u64;
-        start = cut;
-    }
-}
-
 /// What a verification found.
 #[derive(Debug)]
 pub struct Report {
@@ -592,138 +475,10 @@ pub fn parse_pubkey(text: &str) -> Result<(String, [u8; 32])> {
 
 /// Verifies in-memory segments, in order: (name, bytes).
 pub fn verify_segments(segments: &[(&str, &[u8])], opts: &Options) -> Result<Report> {
-    let total: usize = segments.iter().map(|(_, d)| d.len()).sum();
-    let inputs = segments
-        .iter()
-        .map(|(name, data)| Ok(((*name).to_string(), Arc::new(*data) as Bytes)));
-    run(inputs, opts, total >= PARALLEL_FROM, |_| {})
+    pipeline::run(pipeline::Source::Memory(segments), opts, |_| {})
 }
 
-/// Inputs smaller than this are parsed on the calling thread.
-const PARALLEL_FROM: usize = 4 * CHUNK;
-
-/// Feeds segments through the parser (worker threads for big inputs) into
-/// the engine, in order. `progress` gets the bytes done.
-fn run<'a>(
-    inputs: impl Iterator<Item = Result<(String, Bytes<'a>)>> + Send,
-    opts: &Options,
-    parallel: bool,
-    progress: impl Fn(u64),
-) -> Result<Report> {
-    let anchor = opts.anchor.as_deref().map(parse_anchor).transpose()?;
-    let mut engine = Engine::new(opts.clone(), anchor);
-    if !parallel {
-        for (file, input) in inputs.enumerate() {
-            let (name, data) = input?;
-            engine.files.push(name.clone());
-            for chunk in chunks(file, &name, data) {
-                for item in chunk.parse() {
-                    engine.push(item);
-                }
-                progress((chunk.end - chunk.start) as u64);
-            }
-        }
-        return Ok(finish(engine));
-    }
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    // reader (this iterator, on its own thread) → parser workers → engine
-    // (here), each stage bounded so memory stays a few chunks per thread.
-    let read_error: Mutex<Option<VerifyError>> = Mutex::new(None);
-    std::thread::scope(|scope| -> Result<()> {
-        let (job_tx, job_rx) = mpsc::sync_channel::<(u64, Chunk)>(workers * 2);
-        let job_rx = Arc::new(Mutex::new(job_rx));
-        let (res_tx, res_rx) =
-            mpsc::sync_channel::<(u64, Vec<Item>, u64, usize, Arc<str>)>(workers * 4);
-        for _ in 0..workers {
-            let (job_rx, res_tx) = (job_rx.clone(), res_tx.clone());
-            scope.spawn(move || {
-                loop {
-                    let job = match job_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok((id, chunk)) = job else { return };
-                    let bytes = (chunk.end - chunk.start) as u64;
-                    // The parser is fuzzed not to panic; if it ever did, the
-                    // chunk's lines become unreadable rather than a hang.
-                    let items =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| chunk.parse()))
-                            .unwrap_or_else(|_| {
-                                vec![Item {
-                                    loc: Loc {
-                                        file: chunk.file,
-                                        line: chunk.first_line,
-                                        offset: chunk.start as u64,
-                                    },
-                                    kind: Kind::Other,
-                                    body: ItemBody::Bad(
-                                        "internal error while parsing this part of the file".into(),
-                                    ),
-                                    json: None,
-                                }]
-                            });
-                    if res_tx
-                        .send((id, items, bytes, chunk.file, chunk.name.clone()))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-        drop(res_tx);
-        let read_error = &read_error;
-        scope.spawn(move || {
-            let mut id = 0u64;
-            for (file, input) in inputs.enumerate() {
-                let (name, data) = match input {
-                    Ok(v) => v,
-                    Err(e) => {
-                        if let Ok(mut slot) = read_error.lock() {
-                            *slot = Some(e);
-                        }
-                        return;
-                    }
-                };
-                for chunk in chunks(file, &name, data) {
-                    if job_tx.send((id, chunk)).is_err() {
-                        return;
-                    }
-                    id += 1;
-                }
-            }
-        });
-        // Results come back slightly out of order (one per worker at most):
-        // hold them until their turn.
-        let mut next = 0u64;
-        let mut ready: BTreeMap<u64, (Vec<Item>, u64, usize, Arc<str>)> = BTreeMap::new();
-        for (id, items, bytes, file, name) in res_rx.iter() {
-            ready.insert(id, (items, bytes, file, name));
-            while let Some((items, bytes, file, name)) = ready.remove(&next) {
-                while engine.files.len() <= file {
-                    engine.files.push(name.to_string());
-                }
-                for item in items {
-                    engine.push(item);
-                }
-                progress(bytes);
-                next += 1;
-            }
-        }
-        if !ready.is_empty() {
-            return Err(VerifyError::Internal);
-        }
-        Ok(())
-    })?;
-    if let Some(e) = read_error.into_inner().ok().flatten() {
-        return Err(e);
-    }
-    Ok(finish(engine))
-}
-
-fn finish(engine: Engine) -> Report {
+pub(super) fn finish(engine: Engine) -> Report {
     let files = engine.files.clone();
     let (verdicts, notes, summary, _) = engine.finish();
     Report {
@@ -823,21 +578,8 @@ fn verify_files(files: &[PathBuf], listed: &[bool], opts: &Options) -> Result<Re
         );
         b
     });
-    let pool: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
-    let inputs = files.iter().enumerate().map(|(i, f)| {
-        let mut buf = pool
-            .lock()
-            .ok()
-            .and_then(|mut p| p.pop())
-            .unwrap_or_default();
-        segment::read_regular(f, listed.get(i).copied().unwrap_or(false), &mut buf)?;
-        let data = Pooled {
-            buf,
-            pool: pool.clone(),
-        };
-        Ok((display_name(f), Arc::new(data) as Bytes))
-    });
-    let report = run(inputs, opts, total >= PARALLEL_FROM as u64, |n| {
+    let source = pipeline::Source::Files { files, listed };
+    let report = pipeline::run(source, opts, |n| {
         if let Some(b) = &bar {
             b.inc(n);
         }

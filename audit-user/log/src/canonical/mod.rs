@@ -12,6 +12,9 @@
 //! that form and nothing else, without allocating, so `verify` can check a
 //! line and locate its chain fields in one pass.
 
+mod index;
+
+use index::{Index, Stop, View};
 use serde_json::Value;
 
 /// Deeper nesting is refused on both sides (records are at most 3 deep), so
@@ -273,16 +276,24 @@ pub fn scan_object(
     wanted: &[&[u8]],
     found: &mut [Option<Member>],
 ) -> Result<(), ScanError> {
-    // Whole-line UTF-8 check first (fast); the scanner itself then only has
-    // to look at ASCII structure, since multi-byte sequences never contain
-    // bytes below 0x80.
-    if let Err(e) = std::str::from_utf8(b) {
+    // The index first, then the UTF-8 check, which an all-ASCII line (the
+    // index says so) does not need; the scanner itself then only looks at
+    // ASCII structure, since multi-byte sequences never contain bytes below
+    // 0x80.
+    let index = Index::new(b);
+    if !index.ascii()
+        && let Err(e) = std::str::from_utf8(b)
+    {
         return Err(ScanError {
             offset: e.valid_up_to(),
             what: "invalid UTF-8",
         });
     }
-    let mut s = Scanner { b, i: 0 };
+    let mut s = Scanner {
+        b,
+        i: 0,
+        ix: index.view(),
+    };
     s.object(0, Some((wanted, found)))?;
     if s.i != b.len() {
         return Err(s.err("trailing bytes after the object"));
@@ -293,6 +304,8 @@ pub fn scan_object(
 struct Scanner<'a> {
     b: &'a [u8],
     i: usize,
+    /// Where runs of string, key and digit bytes stop.
+    ix: View<'a>,
 }
 
 type Wanted<'w, 'f> = (&'w [&'w [u8]], &'f mut [Option<Member>]);
@@ -328,6 +341,9 @@ impl<'a> Scanner<'a> {
             return Ok(());
         }
         let mut prev_key: Option<&'a [u8]> = None;
+        // Keys arrive sorted and `wanted` is sorted: one cursor over it
+        // finds every wanted key (a merge, not a search per key).
+        let mut cursor = 0usize;
         loop {
             let start = self.i;
             let key = self.key()?;
@@ -342,14 +358,24 @@ impl<'a> Scanner<'a> {
             prev_key = Some(key);
             self.eat(b':', "expected ':' after a key")?;
             let slot = wanted.as_ref().and_then(|(w, _)| {
-                w.iter()
-                    .position(|k| k.len() == key.len() && !key_less(k, key) && !key_less(key, k))
+                while w.get(cursor).is_some_and(|k| key_less(k, key)) {
+                    cursor += 1;
+                }
+                w.get(cursor)
+                    .is_some_and(|k| !key_less(key, k))
+                    .then_some(cursor)
             });
             let vstart = self.i;
-            let (uint, plain_str) = self.value(depth + 1)?;
+            let (nonneg_int, plain_str) = self.value(depth + 1)?;
             if let (Some(idx), Some((_, found))) = (slot, wanted.as_mut())
                 && let Some(f) = found.get_mut(idx)
             {
+                // Only wanted members pay for the integer's value.
+                let uint = nonneg_int.then(|| {
+                    self.b[vstart..self.i].iter().fold(0u64, |v, d| {
+                        v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
+                    })
+                });
                 let value = if plain_str.is_some() {
                     (vstart + 1, self.i - 1)
                 } else {
@@ -378,27 +404,26 @@ impl<'a> Scanner<'a> {
         self.eat(b'"', "expected a key")?;
         let start = self.i;
         let b: &'a [u8] = self.b;
-        while let Some(c) = self.peek() {
-            if c == b'"' {
+        self.i = self.ix.next(Stop::Key, start);
+        match b.get(self.i) {
+            Some(b'"') => {
                 let key = &b[start..self.i];
                 self.i += 1;
-                return Ok(key);
+                Ok(key)
             }
-            if !(0x20..0x7f).contains(&c) || c == b'\\' {
-                return Err(self.err("keys must be printable ASCII without escapes"));
-            }
-            self.i += 1;
+            Some(_) => Err(self.err("keys must be printable ASCII without escapes")),
+            None => Err(self.err("unterminated key")),
         }
-        Err(self.err("unterminated key"))
     }
 
-    /// Returns (the value as u64 if it is one, Some(no escapes) if a string).
-    fn value(&mut self, depth: usize) -> Result<(Option<u64>, Option<bool>), ScanError> {
+    /// Returns (whether it is a non-negative integer that fits in a u64,
+    /// Some(no escapes) if a string).
+    fn value(&mut self, depth: usize) -> Result<(bool, Option<bool>), ScanError> {
         match self.peek() {
-            Some(b'"') => self.string().map(|plain| (None, Some(plain))),
-            Some(b'{') => self.object(depth, None).map(|_| (None, None)),
-            Some(b'[') => self.array(depth).map(|_| (None, None)),
-            Some(b'-' | b'0'..=b'9') => self.integer().map(|u| (u, None)),
+            Some(b'"') => self.string().map(|plain| (false, Some(plain))),
+            Some(b'{') => self.object(depth, None).map(|_| (false, None)),
+            Some(b'[') => self.array(depth).map(|_| (false, None)),
+            Some(b'-' | b'0'..=b'9') => self.integer().map(|nonneg| (nonneg, None)),
             _ => Err(self.err("expected a string, integer, array or object")),
         }
     }
@@ -430,23 +455,9 @@ impl<'a> Scanner<'a> {
         self.eat(b'"', "expected '\"'")?;
         let mut plain = true;
         loop {
-            // Eight bytes at a time while none is '"', '\\' or below 0x20
-            // (bytes >= 0x80 never match: UTF-8 was checked up front).
-            while let Some(chunk) = self.b.get(self.i..self.i + 8) {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(chunk);
-                let w = u64::from_le_bytes(w);
-                const ONES: u64 = 0x0101_0101_0101_0101;
-                const HIGH: u64 = 0x8080_8080_8080_8080;
-                let zero_in = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
-                let special = zero_in(w ^ (ONES * b'"' as u64))
-                    | zero_in(w ^ (ONES * b'\\' as u64))
-                    | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
-                if special != 0 {
-                    break;
-                }
-                self.i += 8;
-            }
+            // Straight to the next quote, backslash or control byte (bytes
+            // >= 0x80 never stop: UTF-8 was checked up front).
+            self.i = self.ix.next(Stop::String, self.i);
             let Some(&c) = self.b.get(self.i) else {
                 return Err(self.err("unterminated string"));
             };
@@ -498,18 +509,16 @@ impl<'a> Scanner<'a> {
     }
 
     /// `-?(0|[1-9][0-9]*)` within i64/u64 range, never `-0`, never a float.
-    /// The range is checked on the digits (no arithmetic per digit); the
-    /// value of a non-negative integer is returned.
-    fn integer(&mut self) -> Result<Option<u64>, ScanError> {
+    /// The range is checked on the digits (no arithmetic per digit); returns
+    /// whether it is non-negative.
+    fn integer(&mut self) -> Result<bool, ScanError> {
         let start = self.i;
         let neg = self.peek() == Some(b'-');
         if neg {
             self.i += 1;
         }
         let digits_start = self.i;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.i += 1;
-        }
+        self.i = self.ix.next(Stop::Digits, self.i);
         let digits = &self.b[digits_start..self.i];
         let bad = |what| {
             Err(ScanError {
@@ -535,12 +544,7 @@ impl<'a> Scanner<'a> {
         if digits.len() > limit.len() || (digits.len() == limit.len() && digits > limit) {
             return bad("integer out of range");
         }
-        if neg {
-            return Ok(None);
-        }
-        Ok(Some(digits.iter().fold(0u64, |v, d| {
-            v.wrapping_mul(10).wrapping_add(u64::from(d - b'0'))
-        })))
+        Ok(!neg)
     }
 }
 
