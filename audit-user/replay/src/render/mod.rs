@@ -58,26 +58,31 @@ pub fn par_render(
         .map_or(1, |n| n.get())
         .min(8);
     let f = &f;
+    // One buffer per block, kept across groups: fresh ones would be
+    // fresh pages (faulted in and zeroed) for every block of the output.
+    let mut bufs: Vec<String> = vec![String::new(); workers];
     for (g, group) in entries.chunks(BLOCK * workers).enumerate() {
         let base = g * BLOCK * workers;
-        let bufs: Vec<Option<String>> = std::thread::scope(|s| {
+        let done: Vec<bool> = std::thread::scope(|s| {
             let handles: Vec<_> = group
                 .chunks(BLOCK)
+                .zip(bufs.iter_mut())
                 .enumerate()
-                .map(|(k, block)| {
+                .map(|(k, (block, buf))| {
                     s.spawn(move || {
-                        let mut buf = String::with_capacity(block.len() * 256);
+                        buf.clear();
                         for (j, e) in block.iter().enumerate() {
-                            f(base + k * BLOCK + j, e, &mut buf);
+                            f(base + k * BLOCK + j, e, buf);
                         }
-                        buf
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().ok()).collect()
+            handles.into_iter().map(|h| h.join().is_ok()).collect()
         });
-        for b in bufs {
-            let b = b.ok_or_else(|| io::Error::other("internal error while rendering"))?;
+        for (ok, b) in done.into_iter().zip(&bufs) {
+            if !ok {
+                return Err(io::Error::other("internal error while rendering"));
+            }
             out.write_all(b.as_bytes())?;
         }
     }
