@@ -95,13 +95,9 @@ pub fn replay(args: &ReplayArgs) -> Result<bool> {
         None => Box::new(std::io::stdout().lock()),
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);
-    let t = std::time::Instant::now();
     audit_replay::render::render(&replay, format, &mut out)
         .and_then(|()| out.flush())
         .context("writing the replay")?;
-    if std::env::var_os("REPLAY_TIMING").is_some() {
-        eprintln!("render {:?}", t.elapsed());
-    }
     let intact = replay.verify.intact;
     // Freeing a million records one by one takes longer than the exit
     // that frees them all at once.
