@@ -31,7 +31,26 @@ fn machine() -> String {
     )
 }
 
-pub fn run(records: u64) -> Result<()> {
+/// The sections of the bench, for `--only`.
+pub const SECTIONS: [&str; 3] = ["log", "probes", "replay"];
+
+/// Runs every section and rewrites docs/BENCHMARKS.md, or with `only`
+/// just that section, printed and not written.
+pub fn run(records: u64, only: Option<&str>) -> Result<()> {
+    match only {
+        None => run_all(records),
+        Some("replay") => replay(records).map(|table| print!("{table}")),
+        Some("log") => log_table(records).map(|_| ()),
+        Some("probes") => probe_cost().map(|_| ()),
+        Some(other) => bail!(
+            "no bench section {other:?} (sections: {})",
+            SECTIONS.join(", ")
+        ),
+    }
+}
+
+/// The log benchmark's table (printed as it is made).
+fn log_table(records: u64) -> Result<String> {
     let out = Command::new(env!("CARGO"))
         .current_dir(root())
         .args(["bench", "-p", "audit-log", "--bench", "log", "--"])
@@ -45,6 +64,11 @@ pub fn run(records: u64) -> Result<()> {
     }
     let table = String::from_utf8(out.stdout).context("benchmark output")?;
     print!("{table}");
+    Ok(table)
+}
+
+fn run_all(records: u64) -> Result<()> {
+    let table = log_table(records)?;
     let date = output(Command::new("date").args(["-u", "+%Y-%m-%d"])).unwrap_or_default();
     let doc = format!(
         "# Benchmarks\n\n\
@@ -70,7 +94,7 @@ pub fn run(records: u64) -> Result<()> {
         date.trim(),
         machine()
     );
-    let doc = doc + &probe_cost()?;
+    let doc = doc + &probe_cost()? + &replay_section(records)?;
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("bench: wrote {}", path.display());
@@ -122,5 +146,175 @@ fn probe_cost() -> Result<String> {
          tracing entry path, which is the small ratio on `getppid`. Inside the scope an `openat`\n\
          also resolves its path in the kernel and is decoded by the consumer, which shares the two\n\
          cores with the workload.\n"
+    ))
+}
+
+/// Seconds of `cmd`'s run (its output discarded), failing if it fails.
+fn timed(cmd: &mut Command, what: &str) -> Result<f64> {
+    let t = std::time::Instant::now();
+    let st = cmd
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("running {what}"))?;
+    // verify and replay exit 1 when the log is not intact: the generated
+    // log is, so any failure here is a failure of the bench.
+    if !st.success() {
+        bail!("{what} failed ({st})");
+    }
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Median and range of `runs` timings of `f`.
+fn median_of(runs: usize, mut f: impl FnMut() -> Result<f64>) -> Result<(f64, f64, f64)> {
+    let mut t = (0..runs).map(|_| f()).collect::<Result<Vec<f64>>>()?;
+    t.sort_by(f64::total_cmp);
+    Ok((t[t.len() / 2], t[0], t[t.len() - 1]))
+}
+
+/// Replay's target (issue 13): a million records in 5 s, verify included.
+const REPLAY_TARGET_S_PER_M: f64 = 5.0;
+
+/// `sandbox-audit replay` end to end (verify first, then rebuild and
+/// render) over a generated log of `records` capture-shaped records (exec,
+/// fork, open, connect, exit of a real process tree; the audit-replay
+/// example gen_log writes it through the real store), beside baselines over
+/// the same bytes in the same run: reading them (`cat`), parsing every line
+/// as JSON (`jq -c .`, when jq is installed) and `sandbox-audit verify`
+/// alone. Release build; three runs each, the median with the range.
+/// Returns a Markdown table with the ≤ 5 s target met or missed.
+pub fn replay(records: u64) -> Result<String> {
+    for (what, args) in [
+        (
+            "sandbox-audit",
+            &["--bin", "sandbox-audit", "-p", "sandbox-audit"][..],
+        ),
+        (
+            "gen_log",
+            &["--example", "gen_log", "-p", "audit-replay"][..],
+        ),
+    ] {
+        let st = Command::new(env!("CARGO"))
+            .current_dir(root())
+            .args(["build", "--release", "--quiet"])
+            .args(args)
+            .status()
+            .with_context(|| format!("building {what}"))?;
+        if !st.success() {
+            bail!("building {what} failed ({st})");
+        }
+    }
+    let bin = root().join("target/release/sandbox-audit");
+    let tmp =
+        std::env::temp_dir().join(format!("sandbox-audit-replay-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = replay_in(&bin, &tmp, records);
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+fn replay_in(bin: &std::path::Path, tmp: &std::path::Path, records: u64) -> Result<String> {
+    eprintln!("bench replay: writing {records} records");
+    let st = Command::new(root().join("target/release/examples/gen_log"))
+        .arg(tmp)
+        .arg(records.to_string())
+        .status()
+        .context("running gen_log")?;
+    if !st.success() {
+        bail!("gen_log failed ({st})");
+    }
+    let log = tmp.join("log");
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(&log)
+        .with_context(|| format!("listing {}", log.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    let bytes: u64 = segs
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let out = tmp.join("replay.out");
+    const RUNS: usize = 3;
+    let mut rows: Vec<(String, (f64, f64, f64), bool)> = Vec::new();
+    // Warm the page cache: every row then reads the same cached bytes.
+    timed(Command::new("cat").args(&segs), "cat")?;
+    rows.push((
+        "baseline: `cat` of the segments".into(),
+        median_of(RUNS, || timed(Command::new("cat").args(&segs), "cat"))?,
+        false,
+    ));
+    let jq = Command::new("jq")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if jq {
+        rows.push((
+            "baseline: `jq -c .` of the segments (parse every line)".into(),
+            median_of(RUNS, || {
+                timed(Command::new("jq").arg("-c").arg(".").args(&segs), "jq")
+            })?,
+            false,
+        ));
+    }
+    rows.push((
+        "baseline: `sandbox-audit verify` alone".into(),
+        median_of(RUNS, || {
+            timed(Command::new(bin).arg("verify").arg(&log), "verify")
+        })?,
+        false,
+    ));
+    for format in ["json", "text"] {
+        eprintln!("bench replay: --format {format}");
+        rows.push((
+            format!("`sandbox-audit replay --format {format} -o FILE` (verify included)"),
+            median_of(RUNS, || {
+                timed(
+                    Command::new(bin)
+                        .arg("replay")
+                        .arg(&log)
+                        .args(["--format", format, "-o"])
+                        .arg(&out),
+                    "replay",
+                )
+            })?,
+            true,
+        ));
+    }
+    let target = REPLAY_TARGET_S_PER_M * records as f64 / 1e6;
+    let mut t = format!(
+        "Replay of {records} records ({:.0} MiB of segments), release build, {RUNS} runs:\n\n\
+         | what | seconds (median, range) | records/s | ≤ {target:.1} s target |\n\
+         |---|---|---|---|\n",
+        bytes as f64 / (1 << 20) as f64
+    );
+    for (what, (med, lo, hi), judged) in rows {
+        t += &format!(
+            "| {what} | {med:.2} ({lo:.2}–{hi:.2}) | {:.0} | {} |\n",
+            records as f64 / med,
+            if !judged {
+                "—"
+            } else if med <= target {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
+    Ok(t)
+}
+
+/// The replay section of BENCHMARKS.md.
+fn replay_section(records: u64) -> Result<String> {
+    let table = replay(records)?;
+    print!("{table}");
+    Ok(format!(
+        "\n## Replay\n\n\
+         `sandbox-audit replay` end to end over a log written by the audit-replay example\n\
+         gen_log (exec, fork, open, connect and exit records of a real process tree, through the\n\
+         real store), verify included, output to a file; the baselines run in the same run over\n\
+         the same cached bytes. Only this section: `cargo xtask bench --only replay`.\n\n\
+         {table}"
     ))
 }

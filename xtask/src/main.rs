@@ -40,6 +40,10 @@ enum Cmd {
         /// Records per run.
         #[arg(long, default_value_t = 1_000_000)]
         records: u64,
+        /// Run only this section (log, probes, replay): printed, and
+        /// docs/BENCHMARKS.md is left as it is.
+        #[arg(long, value_parser = bench::SECTIONS)]
+        only: Option<String>,
     },
     /// Boot Debian kernels under QEMU/TCG (6.1 with and without BPF LSM,
     /// the newest packaged one) and run the capture checks inside each.
@@ -64,7 +68,7 @@ fn main() -> Result<()> {
             bootstrap::run()?;
             demo::run()
         }
-        Cmd::Bench { records } => bench::run(records),
+        Cmd::Bench { records, only } => bench::run(records, only.as_deref()),
         Cmd::VmTest {
             timeout_secs,
             kernel,

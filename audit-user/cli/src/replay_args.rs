@@ -1,11 +1,7 @@
 //! `sandbox-audit replay`: the command line of audit-replay (parsing only;
 //! the replay itself is in that crate).
 
-use std::{
-    fs,
-    io::{BufWriter, Write},
-    path::PathBuf,
-};
+use std::{fs, io::Write, path::PathBuf};
 
 use anyhow::{Context, Result};
 use audit_replay::{Filters, Format, Options};
@@ -88,20 +84,14 @@ pub fn replay(args: &ReplayArgs) -> Result<bool> {
         progress: true,
     };
     let replay = audit_replay::replay(&opts)?;
-    let out: Box<dyn Write> = match &args.output {
+    let mut out: Box<dyn Write> = match &args.output {
         Some(p) => {
             Box::new(fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, out);
-    let t = std::time::Instant::now();
-    audit_replay::render::render(&replay, format, &mut out)
-        .and_then(|()| out.flush())
+    audit_replay::render::write_to(&replay, format, &mut out, true)
         .context("writing the replay")?;
-    if std::env::var_os("REPLAY_TIMING").is_some() {
-        eprintln!("render {:?}", t.elapsed());
-    }
     let intact = replay.verify.intact;
     // Freeing a million records one by one takes longer than the exit
     // that frees them all at once.

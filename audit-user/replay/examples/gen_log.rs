@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The processes form a real tree: each of 50 workers forks a child that
-//! execs, opens a file and exits.
+//! execs, opens a file, connects to a server and exits (`cargo xtask bench
+//! --only replay` times replay on such a log).
 
 use std::path::PathBuf;
 
@@ -28,10 +29,10 @@ fn proc_(pid: u64, ppid: u64) -> serde_json::Value {
 }
 
 fn record(i: u64) -> Record {
-    let worker = 4000 + (i / 4) % 50;
-    let child = 100_000 + (i / 4) % 200_000;
+    let worker = 4000 + (i / 5) % 50;
+    let child = 100_000 + (i / 5) % 200_000;
     let t = now_ns();
-    match i % 4 {
+    match i % 5 {
         0 => Record::new("fork", t)
             .with("proc", proc_(worker, 3999))
             .with("child_pid", child)
@@ -60,6 +61,18 @@ fn record(i: u64) -> Record {
             .with("access", "read")
             .with("result", "success")
             .with("ret", 3),
+        3 => Record::new("connect", t)
+            .with("proc", proc_(child, worker))
+            .with("syscall", "connect")
+            .with("fd", 4)
+            .with(
+                "remote",
+                json!({"family": "inet", "address": "10.0.2.15", "port": 443}),
+            )
+            .with("result", "failure")
+            .with("ret", -111)
+            .with("errno", 111)
+            .with("errno_name", "ECONNREFUSED"),
         _ => Record::new("exit", t)
             .with("proc", proc_(child, worker))
             .with("thread", 0)

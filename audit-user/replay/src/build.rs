@@ -320,7 +320,7 @@ impl Builder<'_> {
                 sess.stop = Some((ev.seq, ev.time_ns, reason.clone()));
             }
         }
-        let process = ev.actor.clone().map(|a| self.attach(&ev, &a));
+        let process = ev.actor.as_ref().map(|a| self.attach(&ev, a));
         let trust = self.trust(ev.seq);
         let idx = self.events.len();
         let recovery = matches!(ev.detail, Detail::Recovery);

@@ -53,6 +53,13 @@ impl Category {
     }
 
     pub fn of_kind(kind: &str) -> Category {
+        // The bulk of a log, before the table scan.
+        match kind {
+            "exec" | "fork" | "exit" => return Category::Process,
+            "open" => return Category::File,
+            "connect" => return Category::Network,
+            _ => {}
+        }
         KINDS
             .iter()
             .find(|(k, _)| *k == kind)
@@ -318,51 +325,122 @@ fn actor(r: &Json) -> Option<Actor> {
 /// `127.0.0.1:80`, `[::1]:443`, `unix:/run/x.sock`, `unix:@name`.
 fn address(v: Option<&Value>) -> Option<String> {
     let a = v?.as_object()?;
-    let family = get_str(a, "family").unwrap_or("?");
-    Some(match family {
-        "inet" => format!(
-            "{}:{}",
-            get_str(a, "address").unwrap_or("?"),
-            get_u64(a, "port").unwrap_or(0)
-        ),
-        "inet6" => format!(
-            "[{}]:{}",
-            get_str(a, "address").unwrap_or("?"),
-            get_u64(a, "port").unwrap_or(0)
-        ),
+    Some(address_text(
+        get_str(a, "family"),
+        get_str(a, "address"),
+        get_u64(a, "port"),
+        get_str(a, "path"),
+        get_str(a, "abstract"),
+    ))
+}
+
+/// [`address`] from its fields.
+pub(crate) fn address_text(
+    family: Option<&str>,
+    addr: Option<&str>,
+    port: Option<u64>,
+    path: Option<&str>,
+    abstract_name: Option<&str>,
+) -> String {
+    match family.unwrap_or("?") {
+        "inet" => format!("{}:{}", addr.unwrap_or("?"), port.unwrap_or(0)),
+        "inet6" => format!("[{}]:{}", addr.unwrap_or("?"), port.unwrap_or(0)),
         "unix" => {
-            if let Some(p) = get_str(a, "path") {
+            if let Some(p) = path {
                 format!("unix:{p}")
-            } else if let Some(n) = get_str(a, "abstract") {
+            } else if let Some(n) = abstract_name {
                 format!("unix:@{n}")
             } else {
                 "unix:(unnamed)".into()
             }
         }
         other => format!("{other} address"),
-    })
+    }
+}
+
+/// The summary of a successful exec.
+pub(crate) fn exec_summary(filename: &str, argv: &[String], truncated: bool) -> String {
+    format!(
+        "exec {}: {}{}",
+        inert(filename),
+        command_line(argv),
+        if truncated {
+            " …(argv truncated)"
+        } else {
+            ""
+        }
+    )
+}
+
+pub(crate) fn fork_summary(child_pid: u32, child_tid: u32, thread: bool) -> String {
+    if thread {
+        format!("new thread {child_tid}")
+    } else {
+        format!("fork: child pid {child_pid}")
+    }
+}
+
+pub(crate) fn exit_summary(
+    thread: bool,
+    code: Option<i64>,
+    signal: Option<i64>,
+    core: bool,
+) -> String {
+    let status = exit_text(code, signal, core);
+    if thread {
+        format!("thread exit ({status})")
+    } else {
+        format!("exit: {status}")
+    }
+}
+
+/// `open PATH (ACCESS)` and its outcome.
+pub(crate) fn open_summary(path: Option<&str>, access: Option<&str>, out: &str) -> String {
+    format!(
+        "open {} ({}){out}",
+        inert(path.unwrap_or("?")),
+        access.unwrap_or("?")
+    )
+}
+
+/// `connect ADDR` / `accept ADDR` and the outcome.
+pub(crate) fn peer_summary(kind: &str, addr: Option<String>, out: &str) -> String {
+    format!("{kind} {}{out}", addr.map_or("?".into(), |a| inert(&a)))
 }
 
 const PATH_FIELDS: [&str; 5] = ["path", "new_path", "filename", "target", "namespace"];
 
 /// `= fd 3`, ` failed: ENOENT`, or nothing.
 fn outcome(r: &Json) -> String {
-    match get_str(r, "result") {
+    outcome_text(
+        get_str(r, "kind").unwrap_or(""),
+        get_str(r, "result"),
+        get_str(r, "errno_name"),
+        get_i64(r, "errno"),
+        get_i64(r, "ret"),
+    )
+}
+
+/// [`outcome`] from its fields (the fast path reads them typed).
+pub(crate) fn outcome_text(
+    kind: &str,
+    result: Option<&str>,
+    errno_name: Option<&str>,
+    errno: Option<i64>,
+    ret: Option<i64>,
+) -> String {
+    match result {
         Some("failure") => {
-            let name = get_str(r, "errno_name")
+            let name = errno_name
                 .map(str::to_string)
-                .or_else(|| get_i64(r, "errno").map(|e| format!("errno {e}")))
+                .or_else(|| errno.map(|e| format!("errno {e}")))
                 .unwrap_or_else(|| "error".into());
             format!(" failed: {name}")
         }
-        Some("success") => match get_i64(r, "ret") {
-            Some(v)
-                if ["open", "socket", "memfd_create"]
-                    .contains(&get_str(r, "kind").unwrap_or("")) =>
-            {
+        Some("success") => match ret {
+            Some(v) if ["open", "socket", "memfd_create", "accept"].contains(&kind) => {
                 format!(" = fd {v}")
             }
-            Some(v) if get_str(r, "kind") == Some("accept") => format!(" = fd {v}"),
             _ => String::new(),
         },
         _ => String::new(),
@@ -392,16 +470,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             let argv = strings(r.get("argv"));
             let filename = get_str(r, "filename").unwrap_or("").to_string();
             let truncated = flag(r, "argv_truncated");
-            let s = format!(
-                "exec {}: {}{}",
-                inert(&filename),
-                command_line(&argv),
-                if truncated {
-                    " …(argv truncated)"
-                } else {
-                    ""
-                }
-            );
+            let s = exec_summary(&filename, &argv, truncated);
             detail = Detail::Exec {
                 filename,
                 argv,
@@ -419,11 +488,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
                 child_tid,
                 thread,
             };
-            if thread {
-                format!("new thread {child_tid}")
-            } else {
-                format!("fork: child pid {child_pid}")
-            }
+            fork_summary(child_pid, child_tid, thread)
         }
         "exit" => {
             let thread = flag(r, "thread");
@@ -436,12 +501,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
                 signal,
                 core_dumped,
             };
-            let status = exit_text(code, signal, core_dumped);
-            if thread {
-                format!("thread exit ({status})")
-            } else {
-                format!("exit: {status}")
-            }
+            exit_summary(thread, code, signal, core_dumped)
         }
         "rename" | "link" => format!(
             "{kind} {} -> {}{out}",
@@ -453,11 +513,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             path_of(r, "path"),
             path_of(r, "target")
         ),
-        "open" => format!(
-            "open {} ({}){out}",
-            path_of(r, "path"),
-            get_str(r, "access").unwrap_or("?")
-        ),
+        "open" => open_summary(get_str(r, "path"), get_str(r, "access"), &out),
         "write" => format!(
             "first write to {}{}{out}",
             path_of(r, "path"),
@@ -484,10 +540,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             inert(&value_text(r.get("family"))),
             inert(&value_text(r.get("type")))
         ),
-        "connect" | "accept" => format!(
-            "{kind} {}{out}",
-            address(r.get("remote")).map_or("?".into(), |a| inert(&a))
-        ),
+        "connect" | "accept" => peer_summary(&kind, address(r.get("remote")), &out),
         "bind" => format!(
             "bind {}{out}",
             address(r.get("local")).map_or("?".into(), |a| inert(&a))

@@ -69,7 +69,6 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     let files = inputs.files.clone();
     // A store a running sandbox-audit is writing ends in an open session.
     let live = matches!(inputs.writer, audit_log::lockfile::Writer::Live { .. });
-    let t0 = std::time::Instant::now();
     let report =
         verify::verify_inputs(&inputs, &vopts).map_err(|e| Error::Verify(format!("{e:#}")))?;
     let view = model::VerifyView {
@@ -112,10 +111,6 @@ pub fn replay(opts: &Options) -> Result<Replay> {
             );
             b
         });
-    let tr = std::time::Instant::now();
-    if std::env::var_os("REPLAY_TIMING").is_some() {
-        eprintln!("verify {:?}", tr.duration_since(t0));
-    }
     let items = source::read(&files, opts.keep_records, &|n| {
         if let Some(b) = &bar {
             b.inc(n);
@@ -124,19 +119,9 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    let t1 = std::time::Instant::now();
     let items = items?;
     let mut built = build::build(items, &view, &names, live);
-    let t2 = std::time::Instant::now();
     filter::apply(&mut built, &opts.filters)?;
-    if std::env::var_os("REPLAY_TIMING").is_some() {
-        eprintln!(
-            "verify+read {:?} build {:?} filter {:?}",
-            t1.duration_since(t0),
-            t2.duration_since(t1),
-            t2.elapsed()
-        );
-    }
     Ok(Replay {
         files: names,
         verify: view,

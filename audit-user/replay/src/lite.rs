@@ -3,13 +3,19 @@
 //! the filters need, with no JSON value tree built. A line that does not
 //! fit it (another kind, a field of an unexpected type, a duplicate key)
 //! takes the general path in [`crate::event::from_json`]; both give the
-//! same [`Event`] (tested), except that the summary is left to render time.
+//! same [`Event`] (tested). The summaries of the commonest kinds (exec,
+//! fork, exit, open, connect, accept) are made here from the typed fields,
+//! through the same functions as the general path; for the other kinds the
+//! summary is left to render time.
 
 use std::borrow::Cow;
 
 use serde::Deserialize;
 
-use crate::event::{Actor, Category, Detail, Event};
+use crate::{
+    display,
+    event::{self, Actor, Category, Detail, Event},
+};
 
 #[derive(Deserialize)]
 struct LiteProc<'a> {
@@ -23,6 +29,19 @@ struct LiteProc<'a> {
     #[serde(borrow)]
     comm: Option<Cow<'a, str>>,
     cgroup_id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct LiteAddr<'a> {
+    #[serde(borrow)]
+    family: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    address: Option<Cow<'a, str>>,
+    port: Option<u64>,
+    #[serde(borrow)]
+    path: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "abstract")]
+    abstract_name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +75,14 @@ struct Lite<'a> {
     #[serde(borrow)]
     argv: Option<Vec<Cow<'a, str>>>,
     argv_truncated: Option<u64>,
+    #[serde(borrow)]
+    access: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    errno_name: Option<Cow<'a, str>>,
+    errno: Option<i64>,
+    ret: Option<i64>,
+    #[serde(borrow)]
+    remote: Option<LiteAddr<'a>>,
 }
 
 fn u32_or_max(v: Option<u64>) -> u32 {
@@ -93,28 +120,81 @@ pub fn parse(line: &[u8]) -> Option<Event> {
         .collect();
     paths.dedup();
     let flag = |v: Option<u64>| v == Some(1);
+    let out = || {
+        event::outcome_text(
+            &l.kind,
+            l.result.as_deref(),
+            l.errno_name.as_deref(),
+            l.errno,
+            l.ret,
+        )
+    };
+    let mut summary = String::new();
     let detail = match l.kind.as_ref() {
-        "exec" if !failed => Detail::Exec {
-            filename: l.filename.as_deref().unwrap_or("").to_string(),
-            argv: l
+        "exec" if !failed => {
+            let filename = l.filename.as_deref().unwrap_or("").to_string();
+            let argv: Vec<String> = l
                 .argv
                 .unwrap_or_default()
                 .into_iter()
                 .map(Cow::into_owned)
-                .collect(),
-            argv_truncated: flag(l.argv_truncated),
-        },
-        "fork" => Detail::Fork {
-            child_pid: u32_or_max(l.child_pid),
-            child_tid: u32_or_max(l.child_tid),
-            thread: flag(l.thread),
-        },
-        "exit" => Detail::Exit {
-            thread: flag(l.thread),
-            code: l.exit_code,
-            signal: l.signal,
-            core_dumped: flag(l.core_dumped),
-        },
+                .collect();
+            let argv_truncated = flag(l.argv_truncated);
+            summary = event::exec_summary(&filename, &argv, argv_truncated);
+            Detail::Exec {
+                filename,
+                argv,
+                argv_truncated,
+            }
+        }
+        "exec" => {
+            summary = format!(
+                "exec {}{}",
+                display::inert(l.filename.as_deref().unwrap_or("?")),
+                out()
+            );
+            Detail::None
+        }
+        "fork" => {
+            let (child_pid, child_tid, thread) = (
+                u32_or_max(l.child_pid),
+                u32_or_max(l.child_tid),
+                flag(l.thread),
+            );
+            summary = event::fork_summary(child_pid, child_tid, thread);
+            Detail::Fork {
+                child_pid,
+                child_tid,
+                thread,
+            }
+        }
+        "exit" => {
+            let (thread, core_dumped) = (flag(l.thread), flag(l.core_dumped));
+            summary = event::exit_summary(thread, l.exit_code, l.signal, core_dumped);
+            Detail::Exit {
+                thread,
+                code: l.exit_code,
+                signal: l.signal,
+                core_dumped,
+            }
+        }
+        "open" => {
+            summary = event::open_summary(l.path.as_deref(), l.access.as_deref(), &out());
+            Detail::None
+        }
+        "connect" | "accept" => {
+            let addr = l.remote.as_ref().map(|a| {
+                event::address_text(
+                    a.family.as_deref(),
+                    a.address.as_deref(),
+                    a.port,
+                    a.path.as_deref(),
+                    a.abstract_name.as_deref(),
+                )
+            });
+            summary = event::peer_summary(&l.kind, addr, &out());
+            Detail::None
+        }
         _ => Detail::None,
     };
     Some(Event {
@@ -125,7 +205,7 @@ pub fn parse(line: &[u8]) -> Option<Event> {
         category,
         actor,
         detail,
-        summary: String::new(),
+        summary,
         paths,
         failed,
         mark: None,

@@ -43,11 +43,16 @@ fn unreadable(file: u32, line: u64, why: impl Into<String>, bytes: &[u8]) -> Ite
 }
 
 pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item {
-    // The summary of a fast-path record is made from its line at render
-    // time, so the line is kept.
+    // A fast-path record without a summary gets it from its line at
+    // render time, so that line is kept even when the format does not
+    // show it.
     if let Some(mut ev) = crate::lite::parse(line) {
         ev.file = file;
         ev.line = line_no;
+        if !keep_raw && !ev.summary.is_empty() {
+            return Item::Event(Box::new(ev));
+        }
+        // The parse accepted the line, so it is UTF-8.
         ev.raw = std::str::from_utf8(line).ok().map(Box::from);
         if ev.raw.is_some() {
             return Item::Event(Box::new(ev));

@@ -567,6 +567,51 @@ fn the_fast_path_reads_records_as_the_general_path_does() {
                      "new_path": "/c\u{1b}", "result": "success", "ret": 0}),
     );
     recs.push(json!({"kind": "fork", "proc": proc_(9, 1, 0, "t"), "child_pid": 9, "child_tid": 10, "thread": 1}));
+    // The kinds whose summary the fast path makes itself, in their shapes.
+    let p = || proc_(9, 1, 0, "c\u{1b}");
+    for (result, extra) in [
+        ("success", json!({"ret": 3})),
+        ("failure", json!({"errno": 13, "errno_name": "EACCES"})),
+        ("failure", json!({"errno": 2})),
+        ("failure", json!({})),
+        ("other", json!({"ret": 3})),
+    ] {
+        let mut open = json!({"kind": "open", "proc": p(), "path": "/x\u{202e}y",
+                              "access": "write", "result": result});
+        let mut no_access = json!({"kind": "open", "proc": p(), "result": result});
+        for r in [&mut open, &mut no_access] {
+            for (k, v) in extra.as_object().unwrap() {
+                r[k] = v.clone();
+            }
+        }
+        recs.push(open);
+        recs.push(no_access);
+    }
+    for remote in [
+        json!({"family": "inet", "address": "10.0.0.1", "port": 443}),
+        json!({"family": "inet6", "address": "::1"}),
+        json!({"family": "unix", "path": "/run/x\u{1b}.sock"}),
+        json!({"family": "unix", "abstract": "name"}),
+        json!({"family": "unix"}),
+        json!({"family": "netlink"}),
+        json!({}),
+    ] {
+        recs.push(
+            json!({"kind": "connect", "proc": p(), "remote": remote.clone(),
+                         "result": "failure", "errno_name": "ECONNREFUSED"}),
+        );
+        recs.push(json!({"kind": "accept", "proc": p(), "remote": remote,
+                         "result": "success", "ret": 5}));
+    }
+    recs.push(json!({"kind": "connect", "proc": p(), "result": "success", "ret": 0}));
+    recs.push(json!({"kind": "exit", "proc": p(), "thread": 0, "signal": 11, "core_dumped": 1}));
+    recs.push(json!({"kind": "exit", "proc": p(), "thread": 1, "exit_code": 2}));
+    recs.push(json!({"kind": "exit", "proc": p()}));
+    recs.push(
+        json!({"kind": "exec", "proc": p(), "filename": "/bin/x", "argv": ["a b", "c'd"],
+                     "argv_truncated": 1, "result": "success"}),
+    );
+    recs.push(json!({"kind": "exec", "proc": p(), "result": "failure"}));
     let mut fast = 0;
     for (i, r) in recs.iter().enumerate() {
         let mut m = r.as_object().unwrap().clone();
@@ -578,10 +623,14 @@ fn the_fast_path_reads_records_as_the_general_path_does() {
         let mut slow = crate::event::from_json(&m, i as u64, "ab".into(), 5, kind);
         if let Some(mut f) = crate::lite::parse(&line) {
             fast += 1;
+            if ["exec", "fork", "exit", "open", "connect", "accept"].contains(&f.kind.as_str()) {
+                assert!(!f.summary.is_empty(), "made by the fast path: {r}");
+            }
             f.raw = Some(String::from_utf8(line.clone()).unwrap().into());
             assert_eq!(f.summary(), slow.summary, "{r}");
             f.raw = None;
             slow.summary.clear();
+            f.summary.clear();
             assert_eq!(format!("{f:?}"), format!("{slow:?}"), "{r}");
         }
     }

@@ -27,24 +27,52 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// RFC 3339 UTC with nanoseconds: `2026-12-01T19:43:34.123456789Z`.
 pub fn rfc3339(ns: u64) -> String {
-    let secs = ns / 1_000_000_000;
-    let frac = ns % 1_000_000_000;
-    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{frac:09}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
+    Rfc3339(ns).to_string()
 }
 
 /// The same with microseconds, for the text timeline.
 pub fn short(ns: u64) -> String {
-    let mut s = rfc3339(ns);
-    // "….123456789Z" → "….123456Z"
-    s.replace_range(s.len() - 4..s.len() - 1, "");
-    s
+    Short(ns).to_string()
+}
+
+/// [`rfc3339`] written in place (a timeline of a million records formats
+/// as many times, so without a String each).
+#[derive(Clone, Copy)]
+pub struct Rfc3339(pub u64);
+
+/// [`short`] written in place.
+#[derive(Clone, Copy)]
+pub struct Short(pub u64);
+
+fn write_utc(f: &mut std::fmt::Formatter<'_>, ns: u64, micros: bool) -> std::fmt::Result {
+    let secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    write!(
+        f,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )?;
+    if micros {
+        write!(f, "{:06}Z", frac / 1000)
+    } else {
+        write!(f, "{frac:09}Z")
+    }
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_utc(f, self.0, false)
+    }
+}
+
+impl std::fmt::Display for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write_utc(f, self.0, true)
+    }
 }
 
 /// Parses `--since`/`--until`: an RFC 3339 date-time (`2026-12-01T19:43:34Z`,

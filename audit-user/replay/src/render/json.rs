@@ -16,9 +16,48 @@ use crate::{
 /// Bumped on any change that is not purely additive.
 pub const FORMAT_VERSION: u64 = 1;
 
-fn s(v: &str) -> String {
-    // Serialising a &str cannot fail.
-    serde_json::to_string(v).unwrap_or_else(|_| "\"\"".into())
+/// A JSON string, escaped exactly as serde_json escapes it, written in
+/// place (no String per field of a million-record timeline).
+struct Str<'a>(&'a str);
+
+impl std::fmt::Display for Str<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        f.write_str("\"")?;
+        let b = self.0.as_bytes();
+        let mut start = 0;
+        for (i, &c) in b.iter().enumerate() {
+            let esc: &str = match c {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\t' => "\\t",
+                b'\r' => "\\r",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            // Escaped bytes are ASCII, so these cuts are on char boundaries.
+            f.write_str(&self.0[start..i])?;
+            if esc.is_empty() {
+                let u = [
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(c >> 4)],
+                    HEX[usize::from(c & 15)],
+                ];
+                f.write_str(std::str::from_utf8(&u).unwrap_or("?"))?;
+            } else {
+                f.write_str(esc)?;
+            }
+            start = i + 1;
+        }
+        f.write_str(&self.0[start..])?;
+        f.write_str("\"")
+    }
 }
 
 fn creds(c: &Creds) -> Value {
@@ -98,6 +137,30 @@ fn mark(m: &Mark) -> Value {
         "line": m.line,
         "detail": m.detail,
     })
+}
+
+/// A number or `null`.
+struct Opt<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Opt<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("null"),
+        }
+    }
+}
+
+/// A string or `null`.
+struct OptStr<'a>(Option<&'a str>);
+
+impl std::fmt::Display for OptStr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(v) => Str(v).fmt(f),
+            None => f.write_str("null"),
+        }
+    }
 }
 
 pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
@@ -180,35 +243,29 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
             } => {
                 let ev = &r.events[*event];
                 use std::fmt::Write as _;
-                let opt = |v: Option<usize>| v.map_or("null".to_string(), |v| v.to_string());
                 let _ = write!(
                     line,
                     "{{\"type\":\"record\",\"seq\":{},\"hash\":{},\"time_ns\":{},\"time\":\"{}\",\"kind\":{},\"category\":\"{}\",\"process\":{},\"session\":{},\"pid\":{},\"tid\":{},\"trust\":\"{}\",\"verdict\":{},\"failed\":{},\"mark\":{},\"file\":{},\"line\":{},\"summary\":{},\"record\":",
                     ev.seq,
-                    s(&ev.hash),
+                    Str(&ev.hash),
                     ev.time_ns,
-                    time::rfc3339(ev.time_ns),
-                    s(&ev.kind),
+                    time::Rfc3339(ev.time_ns),
+                    Str(&ev.kind),
                     ev.category.name(),
-                    opt(*process),
-                    opt(*session),
-                    ev.actor
-                        .as_ref()
-                        .map_or("null".into(), |a| a.pid.to_string()),
-                    ev.actor
-                        .as_ref()
-                        .map_or("null".into(), |a| a.tid.to_string()),
+                    Opt(*process),
+                    Opt(*session),
+                    Opt(ev.actor.as_ref().map(|a| a.pid)),
+                    Opt(ev.actor.as_ref().map(|a| a.tid)),
                     trust.name(),
-                    match trust {
-                        Trust::Unverified(v) => v.to_string(),
-                        _ => "null".into(),
-                    },
+                    Opt(match trust {
+                        Trust::Unverified(v) => Some(*v),
+                        _ => None,
+                    }),
                     ev.failed,
-                    ev.mark
-                        .map_or("null".into(), |m| format!("\"{}\"", m.name())),
-                    s(r.file_name(ev.file)),
+                    OptStr(ev.mark.map(|m| m.name())),
+                    Str(r.file_name(ev.file)),
                     ev.line,
-                    s(&ev.summary()),
+                    Str(&ev.summary()),
                 );
                 // The stored line is a JSON object already (it parsed).
                 line.push_str(ev.raw.as_deref().unwrap_or("null"));
@@ -218,4 +275,16 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
     })?;
     out.write_all(b"\n]}\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut all: String = (0u8..0x80).map(char::from).collect();
+        all.push_str("é\u{202e}\u{7f}\u{85}😀\"\\end");
+        for s in [all.as_str(), "", "plain", "\n", "a\u{1}b"] {
+            assert_eq!(super::Str(s).to_string(), serde_json::to_string(s).unwrap());
+        }
+    }
 }

@@ -45,6 +45,58 @@ pub fn render(r: &Replay, f: Format, out: &mut dyn Write) -> io::Result<()> {
     }
 }
 
+/// Timelines at least this long show a progress line while written.
+const PROGRESS_FROM: usize = 100_000;
+
+/// [`render`] through a 1 MiB buffer, then flushed; with `progress`, a long
+/// timeline shows the bytes written so far on stderr when that is a
+/// terminal (never in a pipe or a test's captured output).
+pub fn write_to(r: &Replay, f: Format, out: &mut dyn Write, progress: bool) -> io::Result<()> {
+    use std::io::IsTerminal;
+    let bar =
+        (progress && r.entries.len() >= PROGRESS_FROM && io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "replay: writing {spinner} {bytes} {bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b
+        });
+    let mut counted = Counted {
+        inner: out,
+        bar: bar.as_ref(),
+    };
+    let mut buf = io::BufWriter::with_capacity(1 << 20, &mut counted);
+    let result = render(r, f, &mut buf).and_then(|()| buf.flush());
+    drop(buf);
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    result
+}
+
+/// Counts what goes through it into the progress bar.
+struct Counted<'a> {
+    inner: &'a mut dyn Write,
+    bar: Option<&'a indicatif::ProgressBar>,
+}
+
+impl Write for Counted<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        if let Some(b) = self.bar {
+            b.inc(n as u64);
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Renders `entries` in parallel blocks (summaries are made from the
 /// stored lines here, which is most of the work), written in order.
 /// `f(index, entry, buffer)` appends one entry.
@@ -58,26 +110,31 @@ pub fn par_render(
         .map_or(1, |n| n.get())
         .min(8);
     let f = &f;
+    // One buffer per block, kept across groups: fresh ones would be
+    // fresh pages (faulted in and zeroed) for every block of the output.
+    let mut bufs: Vec<String> = vec![String::new(); workers];
     for (g, group) in entries.chunks(BLOCK * workers).enumerate() {
         let base = g * BLOCK * workers;
-        let bufs: Vec<Option<String>> = std::thread::scope(|s| {
+        let done: Vec<bool> = std::thread::scope(|s| {
             let handles: Vec<_> = group
                 .chunks(BLOCK)
+                .zip(bufs.iter_mut())
                 .enumerate()
-                .map(|(k, block)| {
+                .map(|(k, (block, buf))| {
                     s.spawn(move || {
-                        let mut buf = String::with_capacity(block.len() * 256);
+                        buf.clear();
                         for (j, e) in block.iter().enumerate() {
-                            f(base + k * BLOCK + j, e, &mut buf);
+                            f(base + k * BLOCK + j, e, buf);
                         }
-                        buf
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().ok()).collect()
+            handles.into_iter().map(|h| h.join().is_ok()).collect()
         });
-        for b in bufs {
-            let b = b.ok_or_else(|| io::Error::other("internal error while rendering"))?;
+        for (ok, b) in done.into_iter().zip(&bufs) {
+            if !ok {
+                return Err(io::Error::other("internal error while rendering"));
+            }
             out.write_all(b.as_bytes())?;
         }
     }

@@ -172,7 +172,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     "{}{flag}{:>8} {} {:>7} {:<15} {}  #{}",
                     if ev.mark.is_some() { "!!!" } else { "   " },
                     ev.seq,
-                    time::short(ev.time_ns),
+                    time::Short(ev.time_ns),
                     pid,
                     comm,
                     ev.summary(),
