@@ -184,16 +184,17 @@ fn matrix() -> Result<Vec<Kernel>> {
         .max()
         .map(|(_, p)| p.clone())
         .filter(|n| *n != newest_61);
+    // The suite's boots: the newest kernel with and without BPF LSM when
+    // there is one newer than 6.1. 6.1 stays out of the suite while its
+    // verifier rejects sys_exit (docs/VM-TESTS.md, "Debian 6.1").
+    let has_newer = newest.is_some();
     let mut out = vec![Kernel {
         name: format!("{newest_61} lsm=bpf"),
         package: newest_61.clone(),
         lsm: LSM_WITH_BPF,
         expect_lsm: true,
-        in_suite: true,
+        in_suite: !has_newer,
     }];
-    // The suite's one boot without BPF LSM is the newest kernel's when
-    // there is one: its verifier is the faster one under TCG.
-    let has_newer = newest.is_some();
     if let Some(n) = newest {
         out.push(Kernel {
             name: format!("{n} lsm=bpf"),
