@@ -73,11 +73,12 @@ pub static ZERO_BITMAP: Array<FdBitmap> = Array::with_max_entries(1, 0);
 #[map]
 pub static SYSCALL_SCRATCH: PerCpuArray<SyscallScratch> = PerCpuArray::with_max_entries(1, 0);
 
-/// State of the `bpf_loop` callbacks (capture ops, dentry walks).
+/// State of the `bpf_loop` callbacks (capture ops, dentry walks, close_range).
 #[repr(C)]
 pub struct LoopState {
     pub ops: crate::syscalls::OpCtx,
     pub walk: crate::paths::Walk,
+    pub clear: crate::syscalls::ClearRange,
 }
 
 #[map]

@@ -97,24 +97,77 @@ fn clear_mark(tgid: u32, fd: i64) {
     }
 }
 
-/// Clears the marks of fds `first..=last` (close_range).
+/// The bitmap words a close_range still has to clear, shared with the
+/// `bpf_loop` callback through the per-CPU [`LOOP_STATE`] (see `paths::Walk`
+/// for why not the stack). A plain 64-step loop over the words made 6.1's
+/// verifier explore every iteration's branches and give up with E2BIG.
+#[repr(C)]
+pub struct ClearRange {
+    tgid: u64,
+    first: u64,
+    last: u64,
+    /// Index of the first word the range touches.
+    word0: u64,
+}
+
+/// Clears the marks of fds `first..=last` (close_range): one `bpf_loop`
+/// step per bitmap word in the range.
 #[inline(always)]
 fn clear_range(tgid: u32, first: u64, last: u64) {
-    let Some(b) = FD_MARKS.get_ptr_mut(&tgid) else {
+    const WORDS: u64 = (FD_BITMAP_FDS / 64) as u64;
+    if first > last || first >= FD_BITMAP_FDS as u64 || FD_MARKS.get_ptr(&tgid).is_none() {
+        return;
+    }
+    let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
         return;
     };
-    for w in 0..FD_BITMAP_FDS / 64 {
-        let lo = (w * 64) as u64;
-        let hi = lo + 63;
-        if last < lo || first > hi {
-            continue;
-        }
-        let from = if first > lo { first - lo } else { 0 };
-        let to = if last < hi { last - lo } else { 63 };
-        // Bits from..=to set.
-        let mask = (u64::MAX >> (63 - to)) & (u64::MAX << from);
-        unsafe { (*b).bits[w] &= !mask };
+    let word0 = first / 64;
+    let word_last = if last / 64 < WORDS {
+        last / 64
+    } else {
+        WORDS - 1
+    };
+    unsafe {
+        (*state).clear = ClearRange {
+            tgid: tgid as u64,
+            first,
+            last,
+            word0,
+        };
+        bpf_loop(
+            (word_last - word0 + 1) as u32,
+            clear_step as *mut c_void,
+            core::ptr::null_mut(),
+            0,
+        );
     }
+}
+
+/// Clears the range's bits in word `word0 + index`. Returns 1 to stop.
+#[inline(never)]
+extern "C" fn clear_step(index: u64, _ctx: *mut c_void) -> i64 {
+    let Some(state) = LOOP_STATE.get_ptr_mut(0) else {
+        return 1;
+    };
+    let c = unsafe { &(*state).clear };
+    let w = c.word0 + index;
+    if w >= (FD_BITMAP_FDS / 64) as u64 {
+        return 1;
+    }
+    let lo = w * 64;
+    let hi = lo + 63;
+    if c.last < lo || c.first > hi {
+        return 0;
+    }
+    let from = if c.first > lo { c.first - lo } else { 0 };
+    let to = if c.last < hi { c.last - lo } else { 63 };
+    // Bits from..=to set.
+    let mask = (u64::MAX >> ((63 - to) & 63)) & (u64::MAX << (from & 63));
+    let Some(b) = FD_MARKS.get_ptr_mut(&(c.tgid as u32)) else {
+        return 1;
+    };
+    unsafe { (*b).bits[w as usize & (FD_BITMAP_FDS / 64 - 1)] &= !mask };
+    0
 }
 
 #[inline(always)]

@@ -20,6 +20,9 @@ const APT_PACKAGES: &[&str] = &[
     // cargo xtask vm-test: the VMs and their userland.
     "qemu-system-x86",
     "busybox-static",
+    // musl-gcc: the static musl build compiles ring's C and assembly
+    // (rustls, audit-ship), which needs a C compiler for that target.
+    "musl-tools",
     // Headless browser for the replay HTML test (tests/replay).
     "chromium",
     // Real receivers for the shipping tests (tests/ship): rsyslogd with

@@ -54,6 +54,9 @@ enum Cmd {
         /// Only boot kernels whose name contains this.
         #[arg(long)]
         kernel: Option<String>,
+        /// Only the subset `cargo xtask test` boots.
+        #[arg(long)]
+        suite: bool,
     },
 }
 
@@ -72,12 +75,14 @@ fn main() -> Result<()> {
         Cmd::VmTest {
             timeout_secs,
             kernel,
+            suite,
         } => {
             bootstrap::run()?;
             vm::run(&vm::Options {
                 timeout: std::time::Duration::from_secs(timeout_secs),
                 filter: kernel,
                 skip: None,
+                suite,
             })
         }
     }
