@@ -20,9 +20,6 @@ const APT_PACKAGES: &[&str] = &[
     // cargo xtask vm-test: the VMs and their userland.
     "qemu-system-x86",
     "busybox-static",
-    // musl-gcc: the static musl build compiles ring's C and assembly
-    // (rustls, audit-ship), which needs a C compiler for that target.
-    "musl-tools",
     // Headless browser for the replay HTML test (tests/replay).
     "chromium",
     // Real receivers for the shipping tests (tests/ship): rsyslogd with
@@ -37,7 +34,6 @@ fn run_all() -> Result<()> {
     let t = Instant::now();
     apt_packages()?;
     bpf_toolchain()?;
-    musl_target()?;
     bpf_linker()?;
     cargo_fuzz()?;
     kernel_mounts()?;
@@ -94,19 +90,6 @@ fn bpf_toolchain() -> Result<()> {
         "-c",
         "rust-src",
     ]))
-}
-
-/// The static target the VM tests build sandbox-audit for.
-const MUSL_TARGET: &str = "x86_64-unknown-linux-musl";
-
-fn musl_target() -> Result<()> {
-    let have = output(Command::new("rustup").args(["target", "list", "--installed"]))
-        .is_some_and(|s| s.lines().any(|l| l.trim() == MUSL_TARGET));
-    if have {
-        return Ok(());
-    }
-    eprintln!("bootstrap: adding the Rust target {MUSL_TARGET}");
-    sh(Command::new("rustup").args(["target", "add", MUSL_TARGET]))
 }
 
 const CARGO_FUZZ_VERSION: &str = "0.13.2";

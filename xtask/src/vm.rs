@@ -1,9 +1,12 @@
 //! `cargo xtask vm-test`: the capture checks on other kernels, each booted
 //! under QEMU/TCG (this machine's /dev/kvm cannot run a guest, and its own
 //! kernel refuses BPF LSM programs). Every VM boots Debian's uncompressed
-//! vmlinux straight through PVH with an initramfs of busybox-static, a
-//! static (musl) sandbox-audit and the `vm_runner` test binary; /init runs
-//! the runner, which prints `VMTEST PASS|FAIL` lines on the serial console.
+//! vmlinux straight through PVH with an initramfs of busybox-static, the
+//! host build of sandbox-audit and the `vm_runner` test binary (the same
+//! binaries `cargo test` builds, with the glibc libraries they load: a
+//! static musl build from a clean clone costs more than the whole suite's
+//! time budget); /init runs the runner, which prints `VMTEST PASS|FAIL`
+//! lines on the serial console.
 //!
 //! Kernel packages, extracted kernels, and the initramfs live under
 //! target/vm/ so that a second run only rebuilds what changed.
@@ -20,11 +23,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{output, root, sh};
 
-const MUSL: &str = "x86_64-unknown-linux-musl";
 const BUSYBOX: &str = "/bin/busybox";
-/// Debian's musl C compiler wrapper (musl-tools): ring's build script
-/// otherwise looks for `x86_64-linux-musl-gcc`, which Debian does not have.
-const MUSL_CC: &str = "musl-gcc";
 const LSM_WITH_BPF: &str = "lockdown,capability,landlock,bpf";
 const LSM_WITHOUT_BPF: &str = "lockdown,capability,landlock";
 
@@ -100,13 +99,14 @@ pub fn run_matrix(opts: &Options) -> Result<Vec<KernelResult>> {
         );
     }
     let t = Instant::now();
-    let (sandbox_audit, runner) = build_static()?;
+    let (sandbox_audit, runner) = build_guest_bins()?;
     eprintln!(
-        "vm-test: static build ready in {:.0}s",
+        "vm-test: guest binaries ready in {:.0}s",
         t.elapsed().as_secs_f64()
     );
     let reference = host_reference(&sandbox_audit, &runner)?;
-    let initrd = initramfs(&sandbox_audit, &runner, &reference)?;
+    let libs = shared_libs(&[&sandbox_audit, &runner])?;
+    let initrd = initramfs(&sandbox_audit, &runner, &reference, &libs)?;
 
     // All VMs at once: each is one single-threaded TCG process, so on a
     // shared machine the matrix takes about as long as its slowest VM.
@@ -146,7 +146,7 @@ fn check_tools() -> Result<()> {
         ("dpkg-deb", "dpkg"),
         ("xz", "xz-utils"),
         ("strip", "binutils"),
-        (MUSL_CC, "musl-tools"),
+        ("ldd", "libc-bin"),
     ];
     for (tool, pkg) in need {
         if output(Command::new("sh").args(["-c", &format!("command -v {tool}")])).is_none() {
@@ -157,10 +157,6 @@ fn check_tools() -> Result<()> {
     }
     if !Path::new(BUSYBOX).exists() {
         bail!("{BUSYBOX} not found: install busybox-static (cargo xtask bootstrap does)");
-    }
-    let rustup = output(Command::new("rustup").args(["target", "list", "--installed"]));
-    if !rustup.is_some_and(|s| s.lines().any(|l| l.trim() == MUSL)) {
-        bail!("the Rust target {MUSL} is missing: rustup target add {MUSL} (bootstrap does)");
     }
     Ok(())
 }
@@ -337,35 +333,55 @@ fn decompress(tool: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Static builds of sandbox-audit and the runner, stripped.
-fn build_static() -> Result<(PathBuf, PathBuf)> {
-    eprintln!("vm-test: building static sandbox-audit and vm_runner ({MUSL})");
+/// sandbox-audit and the runner as `cargo test` builds them (dev profile,
+/// host target: nothing extra to compile in the suite), stripped.
+fn build_guest_bins() -> Result<(PathBuf, PathBuf)> {
+    eprintln!("vm-test: building sandbox-audit and vm_runner");
     sh(Command::new(env!("CARGO"))
         .current_dir(root())
-        // The dev profile (opt-level 1, deps at 2) shares its build with
-        // `cargo test`'s dependency settings and is fast enough under TCG.
-        .args(["build", "--target", MUSL])
-        .args(["-p", "sandbox-audit", "-p", "integration-tests"])
-        .args(["--bin", "sandbox-audit", "--bin", "vm_runner"])
-        // The cc crate reads these per target; the host's own `ar` handles
-        // musl objects (same ELF format).
-        .env("CC_x86_64_unknown_linux_musl", MUSL_CC)
-        .env("AR_x86_64_unknown_linux_musl", "ar"))?;
-    let dir = root().join("target").join(MUSL).join("debug");
+        .args(["build", "-p", "sandbox-audit", "-p", "integration-tests"])
+        .args(["--bin", "sandbox-audit", "--bin", "vm_runner"]))?;
+    let dir = root().join("target").join("debug");
     let strip_dir = vm_dir().join("bin");
     fs::create_dir_all(&strip_dir)?;
     let mut out = Vec::new();
     for name in ["sandbox-audit", "vm_runner"] {
         let src = dir.join(name);
         let dst = strip_dir.join(name);
-        if newer(&dst, &src) {
-            out.push(dst);
-            continue;
+        if !newer(&dst, &src) {
+            sh(Command::new("strip").arg("-o").arg(&dst).arg(&src))?;
         }
-        sh(Command::new("strip").arg("-o").arg(&dst).arg(&src))?;
         out.push(dst);
     }
     Ok((out[0].clone(), out[1].clone()))
+}
+
+/// The shared libraries (and the dynamic loader) the binaries load, by
+/// absolute path, as `ldd` lists them.
+fn shared_libs(bins: &[&Path]) -> Result<Vec<PathBuf>> {
+    let mut libs = Vec::new();
+    for bin in bins {
+        let text = output(Command::new("ldd").arg(bin))
+            .with_context(|| format!("ldd {}", bin.display()))?;
+        for line in text.lines() {
+            // "libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)" or
+            // "/lib64/ld-linux-x86-64.so.2 (0x…)"; the vDSO has no file.
+            let path = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => line.split_whitespace().next(),
+            };
+            if let Some(p) = path.filter(|p| p.starts_with('/')) {
+                let p = PathBuf::from(p);
+                if !libs.contains(&p) {
+                    libs.push(p);
+                }
+            }
+        }
+    }
+    if libs.is_empty() {
+        bail!("ldd found no shared libraries for {:?}", bins);
+    }
+    Ok(libs)
 }
 
 /// Is `a` at least as new as `b`?
@@ -410,12 +426,34 @@ poweroff -f
 
 /// One uncompressed newc cpio archive for every VM (the kernel takes
 /// uncompressed initramfs; skipping gzip saves seconds per run).
-fn initramfs(sandbox_audit: &Path, runner: &Path, reference: &Path) -> Result<PathBuf> {
+fn initramfs(
+    sandbox_audit: &Path,
+    runner: &Path,
+    reference: &Path,
+    libs: &[PathBuf],
+) -> Result<PathBuf> {
     let mut c = Cpio::default();
     for d in [
         "bin", "dev", "proc", "sys", "tmp", "etc", "root", "var", "run",
     ] {
         c.dir(d);
+    }
+    // The libraries at the paths the binaries look for them (their
+    // directories as real directories: the guest has no merged /usr).
+    let mut dirs: Vec<String> = Vec::new();
+    for lib in libs {
+        let rel = lib.strip_prefix("/").unwrap_or(lib);
+        let mut dir = PathBuf::new();
+        for part in rel.parent().into_iter().flat_map(|p| p.components()) {
+            dir.push(part);
+            let d = dir.to_string_lossy().into_owned();
+            if !dirs.contains(&d) {
+                c.dir(&d);
+                dirs.push(d);
+            }
+        }
+        let data = fs::read(lib).with_context(|| format!("reading {}", lib.display()))?;
+        c.file(&rel.to_string_lossy(), 0o755, &data);
     }
     c.file("init", 0o755, INIT.as_bytes());
     c.file("bin/busybox", 0o755, &fs::read(BUSYBOX)?);
