@@ -271,16 +271,17 @@ fn a_stolen_current_key_cannot_rewrite_an_older_epoch() {
     let (stolen_epoch, stolen) = &c.stolen;
     assert!(*stolen_epoch >= 2, "the capture must span several epochs");
     let mut lines = c.lines.clone();
-    // Rewrite a record of epoch 0 (before the first rotation), then re-link
-    // and re-sign every later checkpoint with the stolen newest key.
+    // Rewrite an event of an older epoch (before the last rotation: which
+    // epochs hold events depends on how fast the capture started), then
+    // re-link and re-sign every later checkpoint with the stolen newest key.
     let rot = lines
         .iter()
-        .position(|m| kind(m) == "key_rotation")
+        .rposition(|m| kind(m) == "key_rotation")
         .unwrap();
     let i = lines[..rot]
         .iter()
         .rposition(|m| kind(m) == "exec" || kind(m) == "open")
-        .unwrap();
+        .expect("an exec or open before the last key rotation");
     lines[i].insert("argv".into(), json!(["true"]));
     lines[i].insert("path".into(), json!("/dev/null"));
     let f = Forger {
