@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::{
     decode::decode,
-    error::{SinkError, chain},
+    error::{SinkError, error_text},
     probes::{LoadError, ProbeOptions, Probes, Scope},
     record::{self, Clock, now_ns},
 };
@@ -100,7 +100,7 @@ impl Drain {
                 drop(handoff);
             }
             Err(e) => {
-                log::warn!("detaching in the foreground: {}", chain(&e));
+                log::warn!("detaching in the foreground: {}", error_text(&e));
                 drop(self);
             }
         }

@@ -28,7 +28,7 @@ use audit_common::lsm::{InodeKey, agent, offset, selftest};
 // aya's load error keeps the errno in its source: reasons print the chain.
 use crate::{
     btf::Btf,
-    error::chain,
+    error::error_text,
     syscalls::{self, Family},
 };
 
@@ -105,7 +105,8 @@ pub fn detect(ebpf: &mut Ebpf) -> Detection {
 }
 
 fn selftest_hits(ebpf: &mut Ebpf) -> Result<u64, String> {
-    let btf = AyaBtf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {}", chain(&e)))?;
+    let btf =
+        AyaBtf::from_sys_fs().map_err(|e| format!("reading kernel BTF: {}", error_text(&e)))?;
     let pid = std::process::id() as u64;
     set_selftest(ebpf, selftest::TGID, pid)?;
     set_selftest(ebpf, selftest::HITS, 0)?;
@@ -113,12 +114,12 @@ fn selftest_hits(ebpf: &mut Ebpf) -> Result<u64, String> {
         .program_mut("lsm_selftest")
         .ok_or("lsm_selftest missing from the eBPF object")?
         .try_into()
-        .map_err(|e: ProgramError| chain(&e))?;
+        .map_err(|e: ProgramError| error_text(&e))?;
     prog.load("file_open", &btf)
-        .map_err(|e| format!("loading a test LSM program failed: {}", chain(&e)))?;
+        .map_err(|e| format!("loading a test LSM program failed: {}", error_text(&e)))?;
     let link = prog
         .attach()
-        .map_err(|e| format!("attaching a test LSM program failed: {}", chain(&e)));
+        .map_err(|e| format!("attaching a test LSM program failed: {}", error_text(&e)));
     let link = match link {
         Ok(l) => l,
         Err(e) => {
@@ -140,19 +141,19 @@ fn selftest_map(ebpf: &mut Ebpf) -> Result<Array<&mut aya::maps::MapData, u64>, 
     let m = ebpf
         .map_mut("LSM_SELFTEST")
         .ok_or("map LSM_SELFTEST missing from the eBPF object")?;
-    Array::try_from(m).map_err(|e| chain(&e))
+    Array::try_from(m).map_err(|e| error_text(&e))
 }
 
 fn set_selftest(ebpf: &mut Ebpf, slot: u32, v: u64) -> Result<(), String> {
     selftest_map(ebpf)?
         .set(slot, v, 0)
-        .map_err(|e| format!("writing LSM_SELFTEST: {}", chain(&e)))
+        .map_err(|e| format!("writing LSM_SELFTEST: {}", error_text(&e)))
 }
 
 fn get_selftest(ebpf: &mut Ebpf, slot: u32) -> Result<u64, String> {
     selftest_map(ebpf)?
         .get(&slot, 0)
-        .map_err(|e| format!("reading LSM_SELFTEST: {}", chain(&e)))
+        .map_err(|e| format!("reading LSM_SELFTEST: {}", error_text(&e)))
 }
 
 /// Syscalls whose tracepoint records cover what `hook` would report when
@@ -207,10 +208,10 @@ fn load_attach(ebpf: &mut Ebpf, prog_name: &str, hook: &str, btf: &AyaBtf) -> Re
         .program_mut(prog_name)
         .ok_or_else(|| format!("{prog_name} missing from the eBPF object"))?
         .try_into()
-        .map_err(|e: ProgramError| chain(&e))?;
+        .map_err(|e: ProgramError| error_text(&e))?;
     prog.load(hook, btf)
         .and_then(|()| prog.attach().map(|_| ()))
-        .map_err(|e| format!("LSM hook {hook}: {}", chain(&e)))
+        .map_err(|e| format!("LSM hook {hook}: {}", error_text(&e)))
 }
 
 /// The inodes of `paths` and of everything below them, as `LSM_PROTECTED` keys.
@@ -255,7 +256,7 @@ pub fn attach(
         Detection::Lsm => match AyaBtf::from_sys_fs() {
             Ok(b) => b,
             Err(e) => {
-                let reason = format!("kernel BTF: {}", chain(&e));
+                let reason = format!("kernel BTF: {}", error_text(&e));
                 return Ok(fallback_all(families, &reason));
             }
         },

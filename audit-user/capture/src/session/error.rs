@@ -78,7 +78,7 @@ impl SessionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::chain;
+    use crate::error::error_text;
 
     #[test]
     fn log_failures_are_told_apart_by_type() {
@@ -89,7 +89,7 @@ mod tests {
             SessionError::Drain(DrainError::LossCounters(aya::maps::MapError::KeyNotFound));
         assert!(!capture.is_log_failure());
         assert_eq!(
-            chain(&capture),
+            error_text(&capture),
             "reading the kernel loss counters: key not found"
         );
     }
@@ -101,7 +101,7 @@ mod tests {
             source: std::io::Error::from_raw_os_error(libc::ENOENT),
         };
         assert_eq!(
-            chain(&e),
+            error_text(&e),
             "cannot run /no/such: No such file or directory (os error 2)"
         );
     }

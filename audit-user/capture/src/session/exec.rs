@@ -24,7 +24,7 @@ use super::{SessionError, StopSignals};
 use crate::{
     cgroup::{self, Cgroup2},
     drain::Drain,
-    error::chain,
+    error::error_text,
     preflight,
     probes::{ProbeOptions, Scope},
     sandbox::{
@@ -131,7 +131,7 @@ pub fn exec(opts: &ExecOptions, stop: &StopSignals, sink: &mut dyn Sink) -> Resu
         }
     }
     if let Err(e) = cgroup::remove(&target.path) {
-        log::warn!("{}", chain(&e));
+        log::warn!("{}", error_text(&e));
     }
     result
 }
@@ -160,7 +160,7 @@ fn freeze_and_kill(cg: &Path) {
         log::error!("freezing {}: {e}", cg.display());
     }
     if let Err(e) = cgroup::kill_all(cg) {
-        log::error!("{}", chain(&e));
+        log::error!("{}", error_text(&e));
     }
     for _ in 0..200 {
         if !cgroup::populated(cg).unwrap_or(false) {
@@ -311,7 +311,7 @@ fn run_in(
         // Fail closed before the probes go away.
         freeze_and_kill(cg);
         let _ = child.wait();
-        let why = chain(e);
+        let why = error_text(e);
         log::error!("sandbox frozen and killed: {why}");
         // Which side failed is told by the error's type.
         let stopped = if e.is_log_failure() {

@@ -12,7 +12,7 @@ use super::{SessionError, StopSignals};
 use crate::{
     cgroup::Cgroup2,
     drain::Drain,
-    error::chain,
+    error::error_text,
     preflight,
     probes::{ProbeOptions, Scope},
     sandbox::{
@@ -76,7 +76,7 @@ pub fn run(
     if let Err(e) = &result {
         if fail_closed {
             match watchdog::stop(&guarded) {
-                Ok(()) => log::error!("stopped {guarded:?} (fail closed): {}", chain(e)),
+                Ok(()) => log::error!("stopped {guarded:?} (fail closed): {}", error_text(e)),
                 Err(s) => log::error!("{s}"),
             }
         }
