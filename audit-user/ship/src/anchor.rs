@@ -107,12 +107,16 @@ pub fn newest_checkpoint(path: &Path, origin: Option<&str>) -> Result<Found, Shi
     {
         return Ok(f.clone());
     }
+    if all.len() == 1
+        && let Some(only) = all.values().next()
+    {
+        return Ok(only.clone());
+    }
     match (all.len(), origin) {
         (0, _) => Err(ShipError::Anchor(format!(
             "{} holds no checkpoint note (neither a note file nor a receiver's file with shipped checkpoint records)",
             path.display()
         ))),
-        (1, _) => Ok(all.into_values().next().expect("one")),
         (_, o) => Err(ShipError::Anchor(format!(
             "{} holds checkpoints of {} logs ({}){}; cannot tell which one this log should be",
             path.display(),

@@ -80,12 +80,15 @@ impl Reader {
     }
 
     fn open(&mut self, name: &str) -> Result<&File, ShipError> {
-        if self.file.as_ref().is_none_or(|(n, _)| n != name) {
-            let path = self.dir.join(name);
-            let f = File::open(&path).map_err(|e| ShipError::io(&path, e))?;
-            self.file = Some((name.to_string(), f));
-        }
-        Ok(&self.file.as_ref().expect("just opened").1)
+        let open = match self.file.take() {
+            Some((n, f)) if n == name => (n, f),
+            _ => {
+                let path = self.dir.join(name);
+                let f = File::open(&path).map_err(|e| ShipError::io(&path, e))?;
+                (name.to_string(), f)
+            }
+        };
+        Ok(&self.file.insert(open).1)
     }
 
     /// Checks that the record before the position is still the one shipped
