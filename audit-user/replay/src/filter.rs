@@ -13,7 +13,7 @@ use crate::{
     error::{Error, Result},
     event::{Category, KINDS},
     glob::Glob,
-    model::{Entry, FilterEcho, Session},
+    model::{Entry, Session},
 };
 
 /// Filters as the command line gives them (unparsed times are the CLI's
@@ -32,16 +32,14 @@ pub struct Filters {
 }
 
 impl Filters {
-    pub fn echo(&self) -> FilterEcho {
-        FilterEcho {
-            since_ns: self.since_ns,
-            until_ns: self.until_ns,
-            sandbox: self.sandbox.clone(),
-            pid: self.pid,
-            descendants: self.descendants,
-            kinds: self.kinds.clone(),
-            path: self.path.clone(),
-        }
+    /// Whether any filter is set.
+    pub fn any(&self) -> bool {
+        self.since_ns.is_some()
+            || self.until_ns.is_some()
+            || self.sandbox.is_some()
+            || self.pid.is_some()
+            || !self.kinds.is_empty()
+            || self.path.is_some()
     }
 
     /// Checks what can be checked without the log.

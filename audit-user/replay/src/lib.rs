@@ -129,7 +129,7 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         processes: built.processes,
         events: built.events,
         entries: built.entries,
-        filters: opts.filters.echo(),
+        filters: opts.filters.clone(),
         live,
     })
 }

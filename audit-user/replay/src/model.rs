@@ -2,7 +2,10 @@
 //! timeline (records and marks, in log order). docs/REPLAY.md documents its
 //! JSON form; the other formats show the same data.
 
-use crate::event::{Creds, Event, MarkKind, Scope};
+use crate::{
+    event::{Creds, Event, MarkKind, Scope},
+    filter::Filters,
+};
 
 /// How far the verifier vouches for a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,29 +188,6 @@ pub enum Entry {
     Mark(Mark),
 }
 
-/// The filters as given, for the output to say what it shows.
-#[derive(Clone, Debug, Default)]
-pub struct FilterEcho {
-    pub since_ns: Option<u64>,
-    pub until_ns: Option<u64>,
-    pub sandbox: Option<String>,
-    pub pid: Option<u32>,
-    pub descendants: bool,
-    pub kinds: Vec<String>,
-    pub path: Option<String>,
-}
-
-impl FilterEcho {
-    pub fn any(&self) -> bool {
-        self.since_ns.is_some()
-            || self.until_ns.is_some()
-            || self.sandbox.is_some()
-            || self.pid.is_some()
-            || !self.kinds.is_empty()
-            || self.path.is_some()
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Replay {
     /// The segment files, in log order (base names).
@@ -219,7 +199,8 @@ pub struct Replay {
     pub events: Vec<Event>,
     /// The timeline after filtering, in log order.
     pub entries: Vec<Entry>,
-    pub filters: FilterEcho,
+    /// The filters as given, for the output to say what it shows.
+    pub filters: Filters,
     /// The store was being written while replayed.
     pub live: bool,
 }
