@@ -7,6 +7,7 @@
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub use crate::hex_digest::parse_hex32;
 use crate::{
     canonical::{self, EncodeError, ScanError},
     merkle::Hash,
@@ -249,44 +250,6 @@ fn missing(what: &'static str) -> ScanError {
     ScanError { offset: 0, what }
 }
 
-/// Decodes 64 lowercase hex digits, eight at a time (two of these per line
-/// showed up in verify's profile when done byte by byte).
-pub fn parse_hex32(s: &[u8]) -> Option<Hash> {
-    if s.len() != 64 {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (o, digits) in out.chunks_exact_mut(4).zip(s.chunks_exact(8)) {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(digits);
-        o.copy_from_slice(&hex8(u64::from_le_bytes(w))?);
-    }
-    Some(out)
-}
-
-/// Eight lowercase hex digits (little-endian in `x`: the first digit is the
-/// lowest byte) to four bytes. Each test below works on every byte at once
-/// and never carries from one byte into the next.
-fn hex8(x: u64) -> Option<[u8; 4]> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = ONES * 0x80;
-    // A byte's high bit set in the result when the byte is zero (exact).
-    let zero = |v: u64| !(((v & !HIGH) + !HIGH) | v) & HIGH;
-    let hi = x & (ONES * 0xf0);
-    let lo = x & (ONES * 0x0f);
-    let digit = zero(hi ^ (ONES * 0x30)) & !(lo + ONES * 0x76); // '0'..='9'
-    let letter = zero(hi ^ (ONES * 0x60)) & (lo + ONES * 0x7f) & !(lo + ONES * 0x79); // 'a'..='f'
-    if (digit | letter) & HIGH != HIGH {
-        return None;
-    }
-    // A letter's low nibble is 1..=6 for 10..=15.
-    let nibbles = lo + ((x >> 6) & ONES) * 9;
-    // Byte 2k of `pairs` is digit 2k's nibble over digit 2k+1's.
-    let pairs = (nibbles << 4) | (nibbles >> 8);
-    let b = pairs.to_le_bytes();
-    Some([b[0], b[2], b[4], b[6]])
-}
-
 /// Parses one line (without its `\n`): it must be a canonical object with
 /// `seq` and `time_ns` (u64), `prev_hash` and `hash` (64 lowercase hex) and a
 /// non-empty `kind`.
@@ -351,29 +314,6 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-
-    #[test]
-    fn hex_decoding_accepts_exactly_lowercase_hex() {
-        let good = b"0123456789abcdef0123456789abcdeffedcba9876543210ffeeddccbbaa9900";
-        assert_eq!(
-            parse_hex32(good).map(hex::encode),
-            Some(String::from_utf8(good.to_vec()).unwrap())
-        );
-        // Every byte value in every position of a group of eight.
-        for at in 0..8 {
-            for v in 0..=255u8 {
-                let mut s = *good;
-                s[at] = v;
-                let ok = v.is_ascii_digit() || (b'a'..=b'f').contains(&v);
-                let got = parse_hex32(&s);
-                assert_eq!(got.is_some(), ok, "byte {v:#x} at {at}");
-                if let Some(h) = got {
-                    assert_eq!(hex::encode(h).as_bytes(), &s[..]);
-                }
-            }
-        }
-        assert!(parse_hex32(&good[1..]).is_none());
-    }
 
     fn rec(kind: &'static str, fields: Value) -> Record {
         let Value::Object(fields) = fields else {

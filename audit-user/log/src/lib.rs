@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod chain;
 pub mod checkpoint;
 pub mod checks;
+pub mod hex_digest;
 pub mod keys;
 pub mod lifecycle;
 pub mod lockfile;
