@@ -293,10 +293,17 @@ pub fn scan_object(
         b,
         i: 0,
         ix: index.view(),
+        error: ScanError {
+            offset: 0,
+            what: "",
+        },
     };
-    s.object(0, Some((wanted, found)))?;
+    if s.object(0, Some((wanted, found))).is_err() {
+        return Err(s.error);
+    }
     if s.i != b.len() {
-        return Err(s.err("trailing bytes after the object"));
+        s.err("trailing bytes after the object");
+        return Err(s.error);
     }
     Ok(())
 }
@@ -306,23 +313,36 @@ struct Scanner<'a> {
     i: usize,
     /// Where runs of string, key and digit bytes stop.
     ix: View<'a>,
+    /// Why the scan failed, once a method returned [`Bail`].
+    error: ScanError,
 }
+
+/// The scanner failed; the reason is in [`Scanner::error`]. A zero-sized
+/// error keeps every hot method's result in registers (a `ScanError` in
+/// each `Result` made them return through memory, measurably slower).
+struct Bail;
 
 type Wanted<'w, 'f> = (&'w [&'w [u8]], &'f mut [Option<Member>]);
 
 impl<'a> Scanner<'a> {
-    fn err(&self, what: &'static str) -> ScanError {
-        ScanError {
-            offset: self.i,
-            what,
-        }
+    #[cold]
+    fn err(&mut self, what: &'static str) -> Bail {
+        self.fail_at(self.i, what)
     }
 
+    #[cold]
+    fn fail_at(&mut self, offset: usize, what: &'static str) -> Bail {
+        self.error = ScanError { offset, what };
+        Bail
+    }
+
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    fn eat(&mut self, c: u8, what: &'static str) -> Result<(), ScanError> {
+    #[inline(always)]
+    fn eat(&mut self, c: u8, what: &'static str) -> Result<(), Bail> {
         if self.peek() == Some(c) {
             self.i += 1;
             Ok(())
@@ -331,7 +351,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn object(&mut self, depth: usize, mut wanted: Option<Wanted>) -> Result<(), ScanError> {
+    fn object(&mut self, depth: usize, mut wanted: Option<Wanted>) -> Result<(), Bail> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nested too deep"));
         }
@@ -350,10 +370,7 @@ impl<'a> Scanner<'a> {
             if let Some(p) = prev_key
                 && !key_less(p, key)
             {
-                return Err(ScanError {
-                    offset: start,
-                    what: "keys not in sorted order, or repeated",
-                });
+                return Err(self.fail_at(start, "keys not in sorted order, or repeated"));
             }
             prev_key = Some(key);
             self.eat(b':', "expected ':' after a key")?;
@@ -400,7 +417,8 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn key(&mut self) -> Result<&'a [u8], ScanError> {
+    #[inline(always)]
+    fn key(&mut self) -> Result<&'a [u8], Bail> {
         self.eat(b'"', "expected a key")?;
         let start = self.i;
         let b: &'a [u8] = self.b;
@@ -418,7 +436,8 @@ impl<'a> Scanner<'a> {
 
     /// Returns (whether it is a non-negative integer that fits in a u64,
     /// Some(no escapes) if a string).
-    fn value(&mut self, depth: usize) -> Result<(bool, Option<bool>), ScanError> {
+    #[inline(always)]
+    fn value(&mut self, depth: usize) -> Result<(bool, Option<bool>), Bail> {
         match self.peek() {
             Some(b'"') => self.string().map(|plain| (false, Some(plain))),
             Some(b'{') => self.object(depth, None).map(|_| (false, None)),
@@ -428,7 +447,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn array(&mut self, depth: usize) -> Result<(), ScanError> {
+    fn array(&mut self, depth: usize) -> Result<(), Bail> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nested too deep"));
         }
@@ -451,7 +470,8 @@ impl<'a> Scanner<'a> {
     }
 
     /// Returns whether the string had no escapes.
-    fn string(&mut self) -> Result<bool, ScanError> {
+    #[inline(always)]
+    fn string(&mut self) -> Result<bool, Bail> {
         self.eat(b'"', "expected '\"'")?;
         let mut plain = true;
         loop {
@@ -477,41 +497,43 @@ impl<'a> Scanner<'a> {
     }
 
     /// One escape sequence, which must be the one the encoder writes.
-    fn escape(&mut self) -> Result<(), ScanError> {
+    fn escape(&mut self) -> Result<(), Bail> {
         let at = self.i;
-        let bad = ScanError {
-            offset: at,
-            what: "escape sequence not in canonical form",
+        const BAD: &str = "escape sequence not in canonical form";
+        let Some(next) = self.b.get(at + 1).copied() else {
+            return Err(self.fail_at(at, BAD));
         };
-        let next = self.b.get(at + 1).copied().ok_or(bad)?;
         match next {
             b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {
                 self.i += 2;
                 Ok(())
             }
             b'u' => {
-                let hex = self.b.get(at + 2..at + 6).ok_or(bad)?;
+                let Some(hex) = self.b.get(at + 2..at + 6) else {
+                    return Err(self.fail_at(at, BAD));
+                };
                 let digit = |c: u8| HEX.iter().position(|&h| h == c);
                 let (Some(0), Some(0), Some(hi), Some(lo)) =
                     (digit(hex[0]), digit(hex[1]), digit(hex[2]), digit(hex[3]))
                 else {
-                    return Err(bad);
+                    return Err(self.fail_at(at, BAD));
                 };
                 // Only control characters without a short form use \u00XX.
                 if ESCAPE[hi * 16 + lo] != b'u' {
-                    return Err(bad);
+                    return Err(self.fail_at(at, BAD));
                 }
                 self.i += 6;
                 Ok(())
             }
-            _ => Err(bad),
+            _ => Err(self.fail_at(at, BAD)),
         }
     }
 
     /// `-?(0|[1-9][0-9]*)` within i64/u64 range, never `-0`, never a float.
     /// The range is checked on the digits (no arithmetic per digit); returns
     /// whether it is non-negative.
-    fn integer(&mut self) -> Result<bool, ScanError> {
+    #[inline(always)]
+    fn integer(&mut self) -> Result<bool, Bail> {
         let start = self.i;
         let neg = self.peek() == Some(b'-');
         if neg {
@@ -520,16 +542,10 @@ impl<'a> Scanner<'a> {
         let digits_start = self.i;
         self.i = self.ix.next(Stop::Digits, self.i);
         let digits = &self.b[digits_start..self.i];
-        let bad = |what| {
-            Err(ScanError {
-                offset: start,
-                what,
-            })
-        };
         match digits {
             [] => return Err(self.err("expected digits")),
-            [b'0', _, ..] => return bad("integer with a leading zero"),
-            [b'0'] if neg => return bad("-0 is not canonical"),
+            [b'0', _, ..] => return Err(self.fail_at(start, "integer with a leading zero")),
+            [b'0'] if neg => return Err(self.fail_at(start, "-0 is not canonical")),
             _ => {}
         }
         if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
@@ -542,7 +558,7 @@ impl<'a> Scanner<'a> {
             b"18446744073709551615"
         };
         if digits.len() > limit.len() || (digits.len() == limit.len() && digits > limit) {
-            return bad("integer out of range");
+            return Err(self.fail_at(start, "integer out of range"));
         }
         Ok(!neg)
     }
