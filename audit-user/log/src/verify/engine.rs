@@ -244,7 +244,7 @@ impl Engine {
         let e = self.expect_seq;
         let (seq, prev, hash) = (r.seq, r.prev, r.hash);
         if seq == e {
-            return self.accept(item);
+            return self.accept(&item);
         }
         if seq > e {
             if let Some(pos) = self
@@ -280,7 +280,7 @@ impl Engine {
             self.poison(i);
             self.expect_seq = seq;
             self.expect_prev = None;
-            return self.accept(item);
+            return self.accept(&item);
         }
         // seq < e: an earlier seq again.
         if self.recent.iter().any(|&(s, h)| s == seq && h == hash) {
@@ -309,7 +309,7 @@ impl Engine {
                 self.poison(i);
             }
             self.expect_seq = seq;
-            return self.accept(item);
+            return self.accept(&item);
         }
         let d = format!("a record claiming seq {seq} sits where seq {e} belongs");
         self.verdict(VerdictKind::Inserted, e, e, &item.loc, d);
@@ -424,7 +424,7 @@ impl Engine {
         }
     }
 
-    fn accept(&mut self, item: Item) {
+    fn accept(&mut self, item: &Item) {
         let ItemBody::Rec(r) = &item.body else { return };
         let (seq, prev, hash, time, leaf) = (r.seq, r.prev, r.hash, r.time_ns, r.leaf);
         if let Some(p) = self.expect_prev
@@ -461,10 +461,10 @@ impl Engine {
         }
 
         match item.kind {
-            Kind::Genesis => self.genesis(&item, seq),
-            Kind::Checkpoint => self.checkpoint(&item, seq),
-            Kind::KeyRotation => self.rotation(&item, seq),
-            Kind::Recovery => self.recovery(&item, seq),
+            Kind::Genesis => self.genesis(item, seq),
+            Kind::Checkpoint => self.checkpoint(item, seq),
+            Kind::KeyRotation => self.rotation(item, seq),
+            Kind::Recovery => self.recovery(item, seq),
             _ => {}
         }
         match item.kind {
