@@ -246,7 +246,7 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
         n = SOCKADDR_MAX;
         flags |= audit_common::syscall::arg_data_flags::TRUNCATED;
     }
-    let n = n & (2 * SOCKADDR_MAX - 1);
+    let n = crate::bound::masked(n, 2 * SOCKADDR_MAX - 1);
     let data = &mut scratch.data;
     let read = n > 0
         && unsafe {
