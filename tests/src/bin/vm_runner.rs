@@ -226,6 +226,9 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
             Err(std::io::Error::last_os_error())
         })
     );
+    let (inside, escape) = cgroup_moves();
+    println!("WORKLOAD cgroup_inside={}", outcome(inside));
+    println!("WORKLOAD cgroup_escape={}", outcome(escape));
     let attr = [0u8; 128];
     // BPF_MAP_CREATE with an all-zero attribute: EINVAL unless refused first.
     let r = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()) };
@@ -238,6 +241,47 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
         })
     );
     Ok(())
+}
+
+/// Moves this process into a child of its own cgroup and back (inside the
+/// sandbox: allowed), then into the cgroup2 root (outside: denied in LSM
+/// mode; where it is not denied, the process moves straight back).
+fn cgroup_moves() -> (std::io::Result<()>, std::io::Result<()>) {
+    use std::io::{Error, ErrorKind};
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // "… MOUNTPOINT … - cgroup2 …": the 5th field, on a line whose fs type is cgroup2.
+    let mount = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| left.split(' ').nth(4))?
+    });
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string));
+    let (Some(mount), Some(own)) = (mount, own) else {
+        let e = || Err(Error::new(ErrorKind::NotFound, "no cgroup2 mount or cgroup"));
+        return (e(), e());
+    };
+    let dir = Path::new(mount).join(own.trim_start_matches('/'));
+    let pid = std::process::id().to_string();
+    let move_to = |d: &Path| std::fs::write(d.join("cgroup.procs"), &pid);
+    let child = dir.join("vmtest-child");
+    let inside = std::fs::create_dir(&child)
+        .or_else(|e| {
+            if e.kind() == ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .and_then(|()| move_to(&child))
+        .and_then(|()| move_to(&dir));
+    let _ = std::fs::remove_dir(&child);
+    let escape = move_to(Path::new(mount));
+    if escape.is_ok() {
+        let _ = move_to(&dir);
+    }
+    (inside, escape)
 }
 
 /// Just enough io_uring (no crate: one OPENAT and its completion).
@@ -496,6 +540,25 @@ fn guest(reference: &Path) -> Result<()> {
             denied(&run, "kill_agent", |r| {
                 r["kind"] == "kill" && r["hook"] == "task_kill"
             }),
+        );
+        let root_procs = "/sys/fs/cgroup/cgroup.procs";
+        rep.check(
+            "cgroup_escape_denied",
+            denied(&run, "cgroup_escape", |r| {
+                r["kind"] == "open"
+                    && r["path"] == root_procs
+                    && r["denial"] == "cgroup_outside_scope"
+                    && r["access"] == "write"
+            }),
+        );
+        rep.check(
+            "cgroup_move_inside_allowed",
+            match run.reports.get("cgroup_inside").map(String::as_str) {
+                Some("ok") => Ok(()),
+                got => Err(anyhow::anyhow!(
+                    "moving into a child of its own cgroup: {got:?}"
+                )),
+            },
         );
         rep.check(
             "bpf_denied",

@@ -83,6 +83,7 @@ pub fn offsets(btf: &Btf) -> [u32; offset::COUNT] {
         (offset::INODE_I_SB, "inode", "i_sb"),
         (offset::SB_S_DEV, "super_block", "s_dev"),
         (offset::DENTRY_D_INODE, "dentry", "d_inode"),
+        (offset::SB_S_MAGIC, "super_block", "s_magic"),
     ] {
         if let Ok(off) = btf.member_offset(st, member) {
             o[i] = off;

@@ -5,7 +5,7 @@
 //! object actually resolved and the verdict. FORMAT.md lists the fields.
 
 use audit_common::{
-    lsm::{DENIED, FROM_LSM, hook},
+    lsm::{DENIED, FROM_LSM, denial, hook},
     syscall::{RET, arg_data_kind},
 };
 
@@ -97,6 +97,14 @@ fn file_open(sc: &Syscall, f: &mut Json) {
         _ => "read_write",
     };
     f.insert("access".into(), access.into());
+    if sc.raw.flags & DENIED != 0 {
+        let why = match sc.raw.args[2] {
+            denial::PROTECTED_INODE => "protected_inode",
+            denial::CGROUP_OUTSIDE_SCOPE => "cgroup_outside_scope",
+            _ => "unknown",
+        };
+        f.insert("denial".into(), why.into());
+    }
     if let Some(p) = paths::fd_path(sc, RET, paths::resolution::OPENED_FILE) {
         put_bytes(f, "path", &p.path);
         f.insert("path_resolution".into(), p.resolution.into());
@@ -155,6 +163,27 @@ mod tests {
     }
 
     #[test]
+    fn a_denied_open_says_why() {
+        let ev = lsm_event(
+            hook::FILE_OPEN,
+            -1,
+            DENIED,
+            [libc::O_WRONLY as u64, 0, denial::CGROUP_OUTSIDE_SCOPE, 0, 0, 0],
+            vec![ArgData {
+                kind: arg_data_kind::PATH_COMPONENTS,
+                slot: RET,
+                flags: 0,
+                bytes: b"cgroup.procs\0cgroup\0fs\0sys\0".to_vec(),
+            }],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.fields["path"], "/sys/fs/cgroup/cgroup.procs");
+        assert_eq!(r.fields["result"], "denied");
+        assert_eq!(r.fields["errno_name"], "EPERM");
+        assert_eq!(r.fields["denial"], "cgroup_outside_scope");
+    }
+
+    #[test]
     fn denial_and_other_events() {
         let ev = lsm_event(
             hook::SOCKET_CONNECT,
@@ -165,6 +194,7 @@ mod tests {
         );
         let r = from_event(&ev, &Clock::now()).unwrap();
         assert_eq!(r.kind, "connect");
+        assert!(!r.fields.contains_key("denial"));
         assert_eq!(r.fields["result"], "denied");
         assert_eq!(r.fields["errno_name"], "EPERM");
         let Event::Syscall(mut sc) = ev else {
