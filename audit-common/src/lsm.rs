@@ -27,6 +27,16 @@ pub mod hook {
     /// Module loading (kernel_read_file / kernel_load_data): args[0] = the
     /// kernel's read/load id.
     pub const MODULE_LOAD: u32 = 6;
+    /// `path_unlink(const struct path *dir, struct dentry *)`: a
+    /// PATH_COMPONENTS capture (slot 0) of the entry removed.
+    pub const PATH_UNLINK: u32 = 7;
+    /// `path_mkdir(dir, dentry, umode_t mode)`: args[0] = mode; a
+    /// PATH_COMPONENTS capture (slot 0) of the new directory.
+    pub const PATH_MKDIR: u32 = 8;
+    /// `path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`:
+    /// args[0] = flags; PATH_COMPONENTS captures of the old (slot 0) and
+    /// new (slot 1) entry.
+    pub const PATH_RENAME: u32 = 9;
 }
 
 /// Why `file_open` denied (args[2] of a denied FILE_OPEN event).

@@ -4,11 +4,11 @@
 //! see that no write leaves the map value, while the `room` checks keep
 //! `pos` itself below `SYSCALL_DATA_MAX` so the mask never changes it.
 
+use crate::bound::masked;
 use audit_common::syscall::{
     ArgDataHeader, BYTES_MAX, SOCKADDR_MAX, STRING_MAX, SYSCALL_DATA_MAX, arg_data_flags,
     arg_data_kind,
 };
-use crate::bound::masked;
 use aya_ebpf::helpers::generated::{bpf_probe_read_user, bpf_probe_read_user_str};
 
 const MASK: usize = SYSCALL_DATA_MAX - 1;

@@ -16,8 +16,8 @@
 //! the audited cgroup; each denial is recorded.
 
 use audit_common::{
-    kind::EventKind,
     config::scope_mode,
+    kind::EventKind,
     lsm::{DENIED, FROM_LSM, InodeKey, agent, denial, hook, offset, selftest},
     syscall::{RET, SOCKADDR_MAX, SYSCALL_DATA_MAX, SyscallEvent, SyscallScratch, arg_data_kind},
 };
@@ -195,9 +195,8 @@ fn cgroup_move_outside_scope(file: u64, dentry: u64) -> bool {
     let name_ptr: u64 = read_at(dentry, globals::get(&OFFSETS.dentry_name)).unwrap_or(0);
     let mut name = [0u8; 16];
     if name_ptr == 0
-        || unsafe {
-            bpf_probe_read_kernel_str(name.as_mut_ptr().cast(), 16, name_ptr as *const _)
-        } <= 0
+        || unsafe { bpf_probe_read_kernel_str(name.as_mut_ptr().cast(), 16, name_ptr as *const _) }
+            <= 0
     {
         return false;
     }
@@ -429,4 +428,86 @@ pub fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
     }
     emit_denial(hook::MODULE_LOAD, id as u64, 0);
     -EPERM
+}
+
+/// The vfsmount of directory `dir` (a `struct path *`): an entry of the
+/// directory lives on the same mount.
+#[inline(always)]
+fn mount_of(dir: u64) -> u64 {
+    read_at(dir, globals::get(&OFFSETS.path_mnt)).unwrap_or(0)
+}
+
+/// Records a path hook (unlink, mkdir, rename) that fired outside a
+/// recorded syscall (io_uring, in-kernel callers): the entries the kernel
+/// resolved, walked from their dentries. Observes only.
+#[inline(always)]
+fn path_hook(hook_id: u32, arg0: u64, entries: [(u64, u64); 2], retval: i32) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !in_scope((pid_tgid >> 32) as u32) || covered_by_tracepoint(pid_tgid) {
+        return pass(retval);
+    }
+    let Some(scratch) = begin(hook_id, pass(retval)) else {
+        count_loss(EventKind::Syscall as u32);
+        return pass(retval);
+    };
+    scratch.event.args[0] = arg0;
+    let mut w = Writer {
+        data: &mut scratch.data,
+        pos: 0,
+        truncated: false,
+    };
+    for (slot, (mnt, dentry)) in entries.into_iter().enumerate() {
+        if mnt != 0 && dentry != 0 {
+            path_components(&mut w, slot as u32, mnt, dentry);
+        }
+    }
+    let (pos, truncated) = (w.pos, w.truncated);
+    finish(scratch, pos, truncated);
+    pass(retval)
+}
+
+#[lsm(hook = "path_unlink")]
+pub fn lsm_path_unlink(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(2);
+    let dir: u64 = ctx.arg(0);
+    let dentry: u64 = ctx.arg(1);
+    path_hook(
+        hook::PATH_UNLINK,
+        0,
+        [(mount_of(dir), dentry), (0, 0)],
+        retval,
+    )
+}
+
+#[lsm(hook = "path_mkdir")]
+pub fn lsm_path_mkdir(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(3);
+    let dir: u64 = ctx.arg(0);
+    let dentry: u64 = ctx.arg(1);
+    let mode: u16 = ctx.arg(2);
+    path_hook(
+        hook::PATH_MKDIR,
+        mode as u64,
+        [(mount_of(dir), dentry), (0, 0)],
+        retval,
+    )
+}
+
+#[lsm(hook = "path_rename")]
+pub fn lsm_path_rename(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(5);
+    let old_dir: u64 = ctx.arg(0);
+    let old_dentry: u64 = ctx.arg(1);
+    let new_dir: u64 = ctx.arg(2);
+    let new_dentry: u64 = ctx.arg(3);
+    let flags: u32 = ctx.arg(4);
+    path_hook(
+        hook::PATH_RENAME,
+        flags as u64,
+        [
+            (mount_of(old_dir), old_dentry),
+            (mount_of(new_dir), new_dentry),
+        ],
+        retval,
+    )
 }

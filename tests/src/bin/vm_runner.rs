@@ -206,6 +206,16 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
     let fd = uring::openat(&format!("{path}.uring")).context("io_uring OPENAT")?;
     // SAFETY: fd was just returned to us by the kernel.
     unsafe { libc::close(fd) };
+    // Directory operations no syscall tracepoint sees with their paths:
+    // only the LSM path hooks record what they resolved.
+    let (renamed, dir) = (format!("{path}.renamed"), format!("{path}.dir"));
+    let ok = |r: std::io::Result<()>| r.map_or_else(|e| e.to_string(), |()| "ok".into());
+    println!(
+        "WORKLOAD uring_rename={}",
+        ok(uring::renameat(&format!("{path}.uring"), &renamed))
+    );
+    println!("WORKLOAD uring_unlink={}", ok(uring::unlinkat(&renamed)));
+    println!("WORKLOAD uring_mkdir={}", ok(uring::mkdirat(&dir, 0o750)));
     // What enforcement must refuse in LSM mode (and cannot elsewhere).
     let outcome = |r: std::io::Result<()>| match r {
         Ok(()) => "ok".to_string(),
@@ -259,7 +269,12 @@ fn cgroup_moves() -> (std::io::Result<()>, std::io::Result<()>) {
         .lines()
         .find_map(|l| l.strip_prefix("0::").map(str::to_string));
     let (Some(mount), Some(own)) = (mount, own) else {
-        let e = || Err(Error::new(ErrorKind::NotFound, "no cgroup2 mount or cgroup"));
+        let e = || {
+            Err(Error::new(
+                ErrorKind::NotFound,
+                "no cgroup2 mount or cgroup",
+            ))
+        };
         return (e(), e());
     };
     let dir = Path::new(mount).join(own.trim_start_matches('/'));
@@ -336,6 +351,9 @@ mod uring {
     const OFF_CQ_RING: i64 = 0x800_0000;
     const OFF_SQES: i64 = 0x1000_0000;
     const OP_OPENAT: u8 = 18;
+    const OP_RENAMEAT: u8 = 35;
+    const OP_UNLINKAT: u8 = 36;
+    const OP_MKDIRAT: u8 = 37;
     const ENTER_GETEVENTS: u32 = 1;
 
     fn map(fd: i32, len: usize, off: i64) -> io::Result<*mut u8> {
@@ -356,9 +374,56 @@ mod uring {
         Ok(p.cast())
     }
 
+    fn cstr(path: &str) -> io::Result<CString> {
+        CString::new(path).map_err(|_| io::Error::other("NUL in path"))
+    }
+
     /// Opens `path` read-only through IORING_OP_OPENAT; returns the fd.
     pub fn openat(path: &str) -> io::Result<i32> {
-        let cpath = CString::new(path).map_err(|_| io::Error::other("NUL in path"))?;
+        let cpath = cstr(path)?;
+        submit(OP_OPENAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+            sqe[28..32].copy_from_slice(&(libc::O_RDONLY as u32).to_ne_bytes());
+        })
+    }
+
+    /// IORING_OP_MKDIRAT relative to the working directory.
+    pub fn mkdirat(path: &str, mode: u32) -> io::Result<()> {
+        let cpath = cstr(path)?;
+        submit(OP_MKDIRAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+            sqe[24..28].copy_from_slice(&mode.to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// IORING_OP_RENAMEAT (flags 0).
+    pub fn renameat(from: &str, to: &str) -> io::Result<()> {
+        let (cfrom, cto) = (cstr(from)?, cstr(to)?);
+        submit(OP_RENAMEAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[8..16].copy_from_slice(&(cto.as_ptr() as u64).to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cfrom.as_ptr() as u64).to_ne_bytes());
+            sqe[24..28].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// IORING_OP_UNLINKAT (flags 0: a file).
+    pub fn unlinkat(path: &str) -> io::Result<()> {
+        let cpath = cstr(path)?;
+        submit(OP_UNLINKAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// Sets up a one-entry ring, submits one SQE (`fill` writes its opcode
+    /// specific bytes), waits for its completion; returns its result.
+    fn submit(opcode: u8, fill: impl FnOnce(&mut [u8])) -> io::Result<i32> {
         let mut p = Params::default();
         // SAFETY: p is a valid io_uring_params.
         let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut Params) };
@@ -382,10 +447,8 @@ mod uring {
         unsafe {
             let sqe = std::slice::from_raw_parts_mut(sqes, 64);
             sqe.fill(0);
-            sqe[0] = OP_OPENAT;
-            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
-            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
-            sqe[28..32].copy_from_slice(&(libc::O_RDONLY as u32).to_ne_bytes());
+            sqe[0] = opcode;
+            fill(sqe);
             sqe[32..40].copy_from_slice(&7u64.to_ne_bytes());
             let tail = sq.add(p.sq_off.tail as usize) as *mut u32;
             let mask = *(sq.add(p.sq_off.ring_mask as usize) as *const u32);
@@ -528,6 +591,36 @@ fn guest(reference: &Path) -> Result<()> {
     rep.check("probe_mode", probe_mode(run.start(), want));
     if lsm {
         rep.check("io_uring_openat_recorded", uring_open(run.uring_open()));
+        let input = run.input.to_string_lossy().into_owned();
+        let (uring, renamed) = (format!("{input}.uring"), format!("{input}.renamed"));
+        rep.check(
+            "io_uring_renameat_recorded",
+            path_hook(&run, "uring_rename", "rename", "path_rename", &uring, |r| {
+                r["new_path"] == *renamed && r["new_path_resolution"] == "resolved_dentry"
+            }),
+        );
+        rep.check(
+            "io_uring_unlinkat_recorded",
+            path_hook(
+                &run,
+                "uring_unlink",
+                "unlink",
+                "path_unlink",
+                &renamed,
+                |_| true,
+            ),
+        );
+        rep.check(
+            "io_uring_mkdirat_recorded",
+            path_hook(
+                &run,
+                "uring_mkdir",
+                "mkdir",
+                "path_mkdir",
+                &format!("{input}.dir"),
+                |r| r["mode"] == 0o750,
+            ),
+        );
         let store = format!("{}", Path::new("/tmp/vm_runner/log").display());
         rep.check(
             "store_open_denied",
@@ -606,6 +699,40 @@ fn no_enforcement(run: &Run) -> Result<()> {
     }
     if run.reports.get("store_open").map(String::as_str) != Some("ok") {
         bail!("store open: {:?}", run.reports.get("store_open"));
+    }
+    Ok(())
+}
+
+/// The workload's io_uring request `report` succeeded, and exactly one
+/// record of `kind` from LSM hook `hook` has `path` (as the kernel resolved
+/// it), success, and what `more` checks.
+fn path_hook(
+    run: &Run,
+    report: &str,
+    kind: &str,
+    hook: &str,
+    path: &str,
+    more: impl Fn(&Value) -> bool,
+) -> Result<()> {
+    let got = run.reports.get(report).map(String::as_str);
+    if got != Some("ok") {
+        bail!("{report}: the workload got {got:?}");
+    }
+    let found: Vec<&Value> = run
+        .records
+        .iter()
+        .filter(|r| r["kind"] == kind && r["path"] == path)
+        .collect();
+    let [r] = found.as_slice() else {
+        bail!("expected one {kind} record of {path}, got {found:?}");
+    };
+    if r["source"] != "lsm"
+        || r["hook"] != hook
+        || r["result"] != "success"
+        || r["path_resolution"] != "resolved_dentry"
+        || !more(r)
+    {
+        bail!("unexpected {kind} record: {r}");
     }
     Ok(())
 }

@@ -27,6 +27,9 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
         hook::PTRACE_ACCESS_CHECK => ("ptrace", "ptrace_access_check"),
         hook::BPF => ("bpf", "bpf"),
         hook::MODULE_LOAD => ("module_load", "kernel_read_file"),
+        hook::PATH_UNLINK => ("unlink", "path_unlink"),
+        hook::PATH_MKDIR => ("mkdir", "path_mkdir"),
+        hook::PATH_RENAME => ("rename", "path_rename"),
         _ => ("unknown_lsm_hook", ""),
     };
     let mut r = Record::new(kind, clock.wall_ns(sc.raw.header.boot_ns));
@@ -65,6 +68,16 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
         hook::MODULE_LOAD => {
             f.insert("load_id".into(), sc.raw.args[0].into());
         }
+        hook::PATH_UNLINK => entry_path(sc, 0, "path", f),
+        hook::PATH_MKDIR => {
+            entry_path(sc, 0, "path", f);
+            f.insert("mode".into(), sc.raw.args[0].into());
+        }
+        hook::PATH_RENAME => {
+            entry_path(sc, 0, "path", f);
+            entry_path(sc, 1, "new_path", f);
+            f.insert("flags".into(), sc.raw.args[0].into());
+        }
         _ => {}
     }
     Some(r)
@@ -85,6 +98,18 @@ fn verdict(sc: &Syscall, f: &mut Json) {
     if ret < 0 {
         f.insert("errno".into(), (-ret).into());
         f.insert("errno_name".into(), errno::name(-ret).into());
+    }
+}
+
+/// `name`, `name_resolution` (`resolved_dentry`) and `name_truncated` of
+/// the entry a path hook saw in capture `slot`.
+fn entry_path(sc: &Syscall, slot: u8, name: &str, f: &mut Json) {
+    if let Some(p) = paths::fd_path(sc, slot, paths::resolution::RESOLVED_DENTRY) {
+        put_bytes(f, name, &p.path);
+        f.insert(format!("{name}_resolution"), p.resolution.into());
+        if p.truncated {
+            f.insert(format!("{name}_truncated"), 1.into());
+        }
     }
 }
 
@@ -163,12 +188,58 @@ mod tests {
     }
 
     #[test]
+    fn path_hooks_make_the_tracepoint_kinds() {
+        let comp = |slot, b: &[u8]| ArgData {
+            kind: arg_data_kind::PATH_COMPONENTS,
+            slot,
+            flags: 0,
+            bytes: b.to_vec(),
+        };
+        let ev = lsm_event(
+            hook::PATH_RENAME,
+            0,
+            0,
+            [1, 0, 0, 0, 0, 0],
+            vec![comp(0, b"a\0tmp\0"), comp(1, b"b\0tmp\0")],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "rename");
+        assert_eq!(r.fields["hook"], "path_rename");
+        assert_eq!(r.fields["path"], "/tmp/a");
+        assert_eq!(r.fields["path_resolution"], "resolved_dentry");
+        assert_eq!(r.fields["new_path"], "/tmp/b");
+        assert_eq!(r.fields["flags"], 1);
+        let ev = lsm_event(
+            hook::PATH_MKDIR,
+            0,
+            0,
+            [0o755, 0, 0, 0, 0, 0],
+            vec![comp(0, b"d\0")],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "mkdir");
+        assert_eq!(r.fields["path"], "/d");
+        assert_eq!(r.fields["mode"], 0o755);
+        let ev = lsm_event(hook::PATH_UNLINK, 0, 0, [0; 6], vec![comp(0, b"f\0")]);
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "unlink");
+        assert_eq!(r.fields["path"], "/f");
+    }
+
+    #[test]
     fn a_denied_open_says_why() {
         let ev = lsm_event(
             hook::FILE_OPEN,
             -1,
             DENIED,
-            [libc::O_WRONLY as u64, 0, denial::CGROUP_OUTSIDE_SCOPE, 0, 0, 0],
+            [
+                libc::O_WRONLY as u64,
+                0,
+                denial::CGROUP_OUTSIDE_SCOPE,
+                0,
+                0,
+                0,
+            ],
             vec![ArgData {
                 kind: arg_data_kind::PATH_COMPONENTS,
                 slot: RET,
