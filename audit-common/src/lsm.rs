@@ -37,6 +37,9 @@ pub mod hook {
     /// args[0] = flags; PATH_COMPONENTS captures of the old (slot 0) and
     /// new (slot 1) entry.
     pub const PATH_RENAME: u32 = 9;
+    /// `socket_bind(struct socket *, struct sockaddr *, int addrlen)`: as
+    /// SOCKET_CONNECT (args[0] = addrlen, SOCKADDR capture in slot 1).
+    pub const SOCKET_BIND: u32 = 10;
 }
 
 /// Why `file_open` denied (args[2] of a denied FILE_OPEN event).

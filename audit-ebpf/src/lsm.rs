@@ -306,6 +306,18 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
 
 #[lsm(hook = "socket_connect")]
 pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
+    sockaddr_hook(&ctx, hook::SOCKET_CONNECT)
+}
+
+#[lsm(hook = "socket_bind")]
+pub fn lsm_socket_bind(ctx: LsmContext) -> i32 {
+    sockaddr_hook(&ctx, hook::SOCKET_BIND)
+}
+
+/// `socket_connect` and `socket_bind` (same arguments: socket, kernel copy
+/// of the address, addrlen): records the address outside recorded syscalls.
+#[inline(always)]
+fn sockaddr_hook(ctx: &LsmContext, hook_id: u32) -> i32 {
     let retval: i32 = ctx.arg(3);
     let pid_tgid = bpf_get_current_pid_tgid();
     if !in_scope((pid_tgid >> 32) as u32) || covered_by_tracepoint(pid_tgid) {
@@ -313,7 +325,7 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
     }
     let addr: u64 = ctx.arg(1);
     let addrlen: i32 = ctx.arg(2);
-    let Some(scratch) = begin(hook::SOCKET_CONNECT, retval) else {
+    let Some(scratch) = begin(hook_id, retval) else {
         count_loss(EventKind::Syscall as u32);
         return pass(retval);
     };

@@ -216,6 +216,7 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
     );
     println!("WORKLOAD uring_unlink={}", ok(uring::unlinkat(&renamed)));
     println!("WORKLOAD uring_mkdir={}", ok(uring::mkdirat(&dir, 0o750)));
+    println!("WORKLOAD uring_bind={}", ok(uring_bind()));
     // What enforcement must refuse in LSM mode (and cannot elsewhere).
     let outcome = |r: std::io::Result<()>| match r {
         Ok(()) => "ok".to_string(),
@@ -251,6 +252,28 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
         })
     );
     Ok(())
+}
+
+/// Binds a fresh TCP socket to 127.0.0.1, port 0, through io_uring BIND
+/// (Linux 6.11 and later).
+fn uring_bind() -> std::io::Result<()> {
+    // SAFETY: a plain socket() call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    let r = uring::bind(fd, &sa);
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    r
 }
 
 /// Moves this process into a child of its own cgroup and back (inside the
@@ -354,6 +377,7 @@ mod uring {
     const OP_RENAMEAT: u8 = 35;
     const OP_UNLINKAT: u8 = 36;
     const OP_MKDIRAT: u8 = 37;
+    const OP_BIND: u8 = 56;
     const ENTER_GETEVENTS: u32 = 1;
 
     fn map(fd: i32, len: usize, off: i64) -> io::Result<*mut u8> {
@@ -407,6 +431,17 @@ mod uring {
             sqe[8..16].copy_from_slice(&(cto.as_ptr() as u64).to_ne_bytes());
             sqe[16..24].copy_from_slice(&(cfrom.as_ptr() as u64).to_ne_bytes());
             sqe[24..28].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// IORING_OP_BIND of `fd` to `sa`.
+    pub fn bind(fd: i32, sa: &libc::sockaddr_in) -> io::Result<()> {
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u64;
+        submit(OP_BIND, |sqe| {
+            sqe[4..8].copy_from_slice(&fd.to_ne_bytes());
+            sqe[8..16].copy_from_slice(&len.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(sa as *const libc::sockaddr_in as u64).to_ne_bytes());
         })
         .map(|_| ())
     }
@@ -634,6 +669,11 @@ fn guest(reference: &Path) -> Result<()> {
                 r["kind"] == "kill" && r["hook"] == "task_kill"
             }),
         );
+        // io_uring BIND exists since Linux 6.11: older kernels have no
+        // io_uring path to bind() to check.
+        if kernel_at_least(6, 11) {
+            rep.check("io_uring_bind_recorded", uring_bind_record(&run));
+        }
         let root_procs = "/sys/fs/cgroup/cgroup.procs";
         rep.check(
             "cgroup_escape_denied",
@@ -733,6 +773,41 @@ fn path_hook(
         || !more(r)
     {
         bail!("unexpected {kind} record: {r}");
+    }
+    Ok(())
+}
+
+/// Is the running kernel at least `major.minor`?
+fn kernel_at_least(major: u64, minor: u64) -> bool {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse::<u64>().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// The io_uring BIND succeeded and exactly one `bind` record from the
+/// `socket_bind` hook has the local address 127.0.0.1, port 0.
+fn uring_bind_record(run: &Run) -> Result<()> {
+    let got = run.reports.get("uring_bind").map(String::as_str);
+    if got != Some("ok") {
+        bail!("uring_bind: the workload got {got:?}");
+    }
+    let found: Vec<&Value> = run
+        .records
+        .iter()
+        .filter(|r| r["kind"] == "bind" && r["hook"] == "socket_bind")
+        .collect();
+    let [r] = found.as_slice() else {
+        bail!("expected one bind record from socket_bind, got {found:?}");
+    };
+    if r["source"] != "lsm"
+        || r["result"] != "success"
+        || r["local"]["address"] != "127.0.0.1"
+        || r["local"]["port"] != 0
+        || r["addrlen"] != 16
+    {
+        bail!("unexpected bind record: {r}");
     }
     Ok(())
 }

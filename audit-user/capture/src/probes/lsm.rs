@@ -76,6 +76,7 @@ const HOOKS: &[(Family, &str, &str)] = &[
     (Family::File, "lsm_path_mkdir", "path_mkdir"),
     (Family::File, "lsm_path_rename", "path_rename"),
     (Family::Network, "lsm_socket_connect", "socket_connect"),
+    (Family::Network, "lsm_socket_bind", "socket_bind"),
 ];
 
 /// The families of `HOOKS`, each once, in order.
@@ -182,6 +183,7 @@ fn covered_syscalls(hook: &str) -> Vec<u32> {
         .filter(|d| match hook {
             "file_open" => d.kind == "open" || d.kind == "exec",
             "socket_connect" => d.name == "connect",
+            "socket_bind" => d.name == "bind",
             "path_unlink" => d.kind == "unlink",
             "path_mkdir" => d.kind == "mkdir",
             "path_rename" => d.kind == "rename",
@@ -455,6 +457,7 @@ mod tests {
         assert!(open.contains(&nr(libc::SYS_execve)));
         assert!(!open.contains(&nr(libc::SYS_io_uring_enter)));
         assert_eq!(covered_syscalls("socket_connect"), [nr(libc::SYS_connect)]);
+        assert_eq!(covered_syscalls("socket_bind"), [nr(libc::SYS_bind)]);
         assert!(covered_syscalls("path_unlink").contains(&nr(libc::SYS_unlinkat)));
         assert!(covered_syscalls("path_mkdir").contains(&nr(libc::SYS_mkdir)));
         assert!(covered_syscalls("path_rename").contains(&nr(libc::SYS_renameat2)));

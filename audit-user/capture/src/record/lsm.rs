@@ -23,6 +23,7 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
     let (kind, hook_name) = match sc.raw.nr {
         hook::FILE_OPEN => ("open", "file_open"),
         hook::SOCKET_CONNECT => ("connect", "socket_connect"),
+        hook::SOCKET_BIND => ("bind", "socket_bind"),
         hook::TASK_KILL => ("kill", "task_kill"),
         hook::PTRACE_ACCESS_CHECK => ("ptrace", "ptrace_access_check"),
         hook::BPF => ("bpf", "bpf"),
@@ -44,9 +45,14 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
     verdict(sc, f);
     match sc.raw.nr {
         hook::FILE_OPEN => file_open(sc, f),
-        hook::SOCKET_CONNECT => {
+        hook::SOCKET_CONNECT | hook::SOCKET_BIND => {
+            let name = if sc.raw.nr == hook::SOCKET_BIND {
+                "local"
+            } else {
+                "remote"
+            };
             if let Some(c) = sc.arg_data(arg_data_kind::SOCKADDR, 1) {
-                f.insert("remote".into(), sockaddr::decode(&c.bytes));
+                f.insert(name.into(), sockaddr::decode(&c.bytes));
             }
             f.insert("addrlen".into(), sc.raw.args[0].into());
         }
@@ -224,6 +230,31 @@ mod tests {
         let r = from_event(&ev, &Clock::now()).unwrap();
         assert_eq!(r.kind, "unlink");
         assert_eq!(r.fields["path"], "/f");
+    }
+
+    #[test]
+    fn socket_bind_is_a_bind_record_with_the_local_address() {
+        // struct sockaddr_in 127.0.0.1:8080
+        let mut sa = vec![2u8, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        sa.extend([0; 8]);
+        let ev = lsm_event(
+            hook::SOCKET_BIND,
+            0,
+            0,
+            [16, 0, 0, 0, 0, 0],
+            vec![ArgData {
+                kind: arg_data_kind::SOCKADDR,
+                slot: 1,
+                flags: 0,
+                bytes: sa,
+            }],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "bind");
+        assert_eq!(r.fields["hook"], "socket_bind");
+        assert_eq!(r.fields["local"]["address"], "127.0.0.1");
+        assert_eq!(r.fields["local"]["port"], 8080);
+        assert!(!r.fields.contains_key("remote"));
     }
 
     #[test]
