@@ -1,8 +1,9 @@
 //! LSM-made events (`audit_common::lsm`) → records of the same kinds as the
-//! tracepoint path (`open`, `connect`), marked `"source": "lsm"` with the
-//! hook's name. A hook runs before the syscall returns, so such records have
-//! no fd, return value or duration; they carry what the hook sees: the
-//! object actually resolved and the verdict. FORMAT.md lists the fields.
+//! tracepoint path (`open`, `connect`, `bind`, `unlink`, `mkdir`, `rename`),
+//! marked `"source": "lsm"` with the hook's name. A hook runs before the
+//! syscall returns, so such records have no fd, return value or duration;
+//! they carry what the hook sees: the object actually resolved and the
+//! verdict. FORMAT.md lists the fields.
 
 use audit_common::{
     lsm::{DENIED, FROM_LSM, denial, hook},
