@@ -10,7 +10,8 @@ pub const DENIED: u32 = 1 << 30;
 
 /// Hook ids, in `SyscallEvent::nr` of LSM-made events. Never renumber.
 pub mod hook {
-    /// `file_open(struct file *)`: args[0] = f_flags, args[1] = f_mode; a
+    /// `file_open(struct file *)`: args[0] = f_flags, args[1] = f_mode,
+    /// args[2] = the [`super::denial`] reason when denied; a
     /// PATH_COMPONENTS capture (slot RET) of the opened file.
     pub const FILE_OPEN: u32 = 1;
     /// `socket_connect(struct socket *, struct sockaddr *, int addrlen)`:
@@ -26,6 +27,29 @@ pub mod hook {
     /// Module loading (kernel_read_file / kernel_load_data): args[0] = the
     /// kernel's read/load id.
     pub const MODULE_LOAD: u32 = 6;
+    /// `path_unlink(const struct path *dir, struct dentry *)`: a
+    /// PATH_COMPONENTS capture (slot 0) of the entry removed.
+    pub const PATH_UNLINK: u32 = 7;
+    /// `path_mkdir(dir, dentry, umode_t mode)`: args[0] = mode; a
+    /// PATH_COMPONENTS capture (slot 0) of the new directory.
+    pub const PATH_MKDIR: u32 = 8;
+    /// `path_rename(old_dir, old_dentry, new_dir, new_dentry, flags)`:
+    /// args[0] = flags; PATH_COMPONENTS captures of the old (slot 0) and
+    /// new (slot 1) entry.
+    pub const PATH_RENAME: u32 = 9;
+    /// `socket_bind(struct socket *, struct sockaddr *, int addrlen)`: as
+    /// SOCKET_CONNECT (args[0] = addrlen, SOCKADDR capture in slot 1).
+    pub const SOCKET_BIND: u32 = 10;
+}
+
+/// Why `file_open` denied (args[2] of a denied FILE_OPEN event).
+pub mod denial {
+    /// The store's or the key directory's inode, or a file directly in one.
+    pub const PROTECTED_INODE: u64 = 1;
+    /// A write-open of a cgroup v2 `cgroup.procs`/`cgroup.threads` outside
+    /// the audited cgroup (or any, in pid-tree scope): moving a process
+    /// out of the sandbox.
+    pub const CGROUP_OUTSIDE_SCOPE: u64 = 2;
 }
 
 /// Key of the `LSM_PROTECTED` map: an inode by device and number. In-scope
@@ -64,6 +88,7 @@ pub mod offset {
     pub const INODE_I_SB: usize = 3;
     pub const SB_S_DEV: usize = 4;
     pub const DENTRY_D_INODE: usize = 5;
+    pub const SB_S_MAGIC: usize = 6;
     pub const COUNT: usize = 8;
 }
 

@@ -4,6 +4,7 @@
 //! see that no write leaves the map value, while the `room` checks keep
 //! `pos` itself below `SYSCALL_DATA_MAX` so the mask never changes it.
 
+use crate::bound::masked;
 use audit_common::syscall::{
     ArgDataHeader, BYTES_MAX, SOCKADDR_MAX, STRING_MAX, SYSCALL_DATA_MAX, arg_data_flags,
     arg_data_kind,
@@ -33,6 +34,13 @@ impl Writer<'_> {
         }
         ok
     }
+
+    /// `pos & MASK`, the mask kept in the program (see `bound`): after a
+    /// `room` check LLVM would drop it, and 6.1's verifier needs it.
+    #[inline(always)]
+    pub fn at(&self) -> usize {
+        masked(self.pos, MASK)
+    }
 }
 
 #[inline(always)]
@@ -53,8 +61,8 @@ pub fn user_str(w: &mut Writer, slot: u8, ptr: u64) {
     if !w.room(STRING_MAX + 8) {
         return;
     }
+    let at = w.at();
     let data = &mut *w.data;
-    let at = w.pos & MASK;
     let dst = unsafe { data.as_mut_ptr().add(at + 8) };
     let n = unsafe { bpf_probe_read_user_str(dst.cast(), STRING_MAX as u32, ptr as *const _) };
     let (len, flags) = if n <= 0 {
@@ -65,7 +73,7 @@ pub fn user_str(w: &mut Writer, slot: u8, ptr: u64) {
         (n as usize - 1, 0)
     };
     header(data, at, arg_data_kind::STRING, slot, flags, len);
-    w.pos = at + 8 + (len & (STRING_MAX - 1));
+    w.pos = at + 8 + masked(len, STRING_MAX - 1);
 }
 
 /// `len` bytes of user memory (bounded by BYTES_MAX, or SOCKADDR_MAX for
@@ -81,15 +89,15 @@ pub fn user_bytes(w: &mut Writer, kind_slot: u32, ptr: u64, len: u64) {
     if !w.room(BYTES_MAX + 8) {
         return;
     }
+    let at = w.at();
     let data = &mut *w.data;
-    let at = w.pos & MASK;
     let mut flags = 0;
     let mut n = len as usize;
     if n > max {
         n = max;
         flags |= arg_data_flags::TRUNCATED;
     }
-    let n = n & (2 * BYTES_MAX - 1);
+    let n = masked(n, 2 * BYTES_MAX - 1);
     let dst = unsafe { data.as_mut_ptr().add(at + 8) };
     let n = if n > 0 && unsafe { bpf_probe_read_user(dst.cast(), n as u32, ptr as *const _) } != 0 {
         flags |= arg_data_flags::UNREADABLE;

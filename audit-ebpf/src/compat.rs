@@ -66,8 +66,11 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
         if nr == globals::get(&c.socketcall_nr) as u64 {
             let call = args[0] as usize;
             if call < SOCKETCALL_CALLS {
-                let direct = globals::get(&c.socketcall_map[call]);
-                let n = globals::get(&c.socketcall_nargs[call]) as usize;
+                // Masked again right at the use (see `bound`): 6.1 loses
+                // the `call < SOCKETCALL_CALLS` bound across a spill.
+                let i = crate::bound::masked(call, SOCKETCALL_CALLS.next_power_of_two() - 1);
+                let direct = c.socketcall_map.get(i).map_or(0, globals::get);
+                let n = c.socketcall_nargs.get(i).map_or(0, globals::get) as usize;
                 if direct != 0 {
                     let ptr = args[1];
                     let mut real = [0u64; 6];

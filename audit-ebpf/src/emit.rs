@@ -49,11 +49,15 @@ pub fn emit_fixed<T: 'static>(kind: u32, event: T) {
 /// Copies the first `len` bytes of `buf` (a map value) into the ring buffer.
 #[inline(always)]
 pub fn emit_bytes<const N: usize>(kind: u32, buf: &[u8; N], len: usize) {
-    let Some(bytes) = buf.get(..len) else {
+    // The wakeup query first: a helper call between the size check and the
+    // output would make LLVM keep `len` on the stack across it, and 6.1's
+    // verifier forgets the bound of a value spilled before its check.
+    let flags = wakeup_flags();
+    let Some(bytes) = buf.get(..crate::bound::opaque(len)) else {
         count_loss(kind);
         return;
     };
-    if EVENTS.output::<[u8]>(bytes, wakeup_flags()).is_err() {
+    if EVENTS.output::<[u8]>(bytes, flags).is_err() {
         count_loss(kind);
     }
 }

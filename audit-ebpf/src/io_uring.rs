@@ -234,14 +234,14 @@ fn put_kernel_bytes(w: &mut Writer, kind: u8, slot: u8, flags: u8, src: *const u
     if !w.room(IO_URING_PATH_MAX + 8) {
         return;
     }
-    let at = w.pos & MASK;
+    let at = w.at();
     let n = if len > IO_URING_PATH_MAX {
         IO_URING_PATH_MAX
     } else {
         len
     };
     // No-op for the value; shows the verifier the bound.
-    let n = n & (2 * IO_URING_PATH_MAX - 1);
+    let n = crate::bound::masked(n, 2 * IO_URING_PATH_MAX - 1);
     let dst = unsafe { w.data.as_mut_ptr().add(at + 8) };
     if n > 0 && unsafe { bpf_probe_read_kernel(dst.cast(), n as u32, src.cast()) } != 0 {
         return;
@@ -327,7 +327,7 @@ fn emit_op(req: u64, p: &IoUringPending, res: i32, cflags: u32) {
             let _ = file_peer(&mut w, file);
         }
     }
-    let pos = w.pos & MASK;
+    let pos = w.at();
     let truncated = w.truncated;
     let ev: &mut IoUringEvent =
         unsafe { &mut *(&mut scratch.event as *mut _ as *mut IoUringEvent) };

@@ -11,16 +11,21 @@
 //! Observing programs return the previous LSM verdict (`retval`, the hook's
 //! last argument) unchanged. Enforcement (on once the loader sets the agent's
 //! tgid): in-scope processes get EPERM for opening the store's and key
-//! directory's inodes, signalling or ptracing the agent, bpf(), and loading
-//! modules; each denial is recorded.
+//! directory's inodes, signalling or ptracing the agent, bpf(), loading
+//! modules, and writing a cgroup v2 `cgroup.procs`/`cgroup.threads` outside
+//! the audited cgroup; each denial is recorded.
 
 use audit_common::{
+    config::scope_mode,
     kind::EventKind,
-    lsm::{DENIED, FROM_LSM, InodeKey, agent, hook, offset, selftest},
+    lsm::{DENIED, FROM_LSM, InodeKey, agent, denial, hook, offset, selftest},
     syscall::{RET, SOCKADDR_MAX, SYSCALL_DATA_MAX, SyscallEvent, SyscallScratch, arg_data_kind},
 };
 use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, generated::bpf_probe_read_kernel},
+    helpers::{
+        bpf_get_current_pid_tgid,
+        generated::{bpf_probe_read_kernel, bpf_probe_read_kernel_str},
+    },
     macros::{lsm, map},
     maps::{Array, HashMap},
     programs::LsmContext,
@@ -160,6 +165,70 @@ fn file_protected(file: u64, dentry: u64) -> bool {
     }
 }
 
+const FMODE_WRITE: u32 = 0x2;
+const CGROUP2_SUPER_MAGIC: u64 = 0x6367_7270;
+/// Deepest cgroup nesting walked looking for the audited cgroup; a deeper
+/// target is treated as outside (fail closed).
+const CGROUP_DEPTH_MAX: usize = 32;
+
+/// Is `file` (`dentry`) a write-open of a cgroup v2 `cgroup.procs` or
+/// `cgroup.threads` outside the audited cgroup? Writing a pid there moves
+/// that process out of the sandbox. In pid-tree scope there is no sandbox
+/// cgroup, so every such write counts as outside. Walks the dentry tree,
+/// not the mount: a cgroup namespace's own cgroup2 mount still leads up
+/// to the real root, so it cannot hide where the target is.
+#[inline(always)]
+fn cgroup_move_outside_scope(file: u64, dentry: u64) -> bool {
+    let f_mode: u32 = read_at(file, lsm_off(offset::FILE_F_MODE)).unwrap_or(0);
+    if f_mode & FMODE_WRITE == 0 {
+        return false;
+    }
+    let Some(inode) = read_at::<u64>(file, globals::get(&OFFSETS.file_inode)) else {
+        return false;
+    };
+    let Some(sb) = read_at::<u64>(inode, lsm_off(offset::INODE_I_SB)) else {
+        return false;
+    };
+    if read_at::<u64>(sb, lsm_off(offset::SB_S_MAGIC)) != Some(CGROUP2_SUPER_MAGIC) {
+        return false;
+    }
+    let name_ptr: u64 = read_at(dentry, globals::get(&OFFSETS.dentry_name)).unwrap_or(0);
+    let mut name = [0u8; 16];
+    if name_ptr == 0
+        || unsafe { bpf_probe_read_kernel_str(name.as_mut_ptr().cast(), 16, name_ptr as *const _) }
+            <= 0
+    {
+        return false;
+    }
+    if name != *b"cgroup.procs\0\0\0\0" && name != *b"cgroup.threads\0\0" {
+        return false;
+    }
+    if globals::get(&globals::SCOPE_MODE) != scope_mode::CGROUP {
+        return true;
+    }
+    let scope_id = globals::get(&globals::SCOPE_CGROUP_ID);
+    let parent_off = globals::get(&OFFSETS.dentry_parent);
+    // The file's directory is its cgroup; a cgroup2 directory's inode
+    // number is the cgroup id.
+    let mut d: u64 = read_at(dentry, parent_off).unwrap_or(0);
+    for _ in 0..CGROUP_DEPTH_MAX {
+        if d == 0 {
+            return true;
+        }
+        let ino = read_at::<u64>(d, lsm_off(offset::DENTRY_D_INODE))
+            .and_then(|i| read_at::<u64>(i, lsm_off(offset::INODE_I_INO)));
+        if ino == Some(scope_id) {
+            return false;
+        }
+        let parent: u64 = read_at(d, parent_off).unwrap_or(0);
+        if parent == d {
+            return true;
+        }
+        d = parent;
+    }
+    true
+}
+
 #[inline(always)]
 fn agent_tgid() -> u32 {
     match LSM_AGENT.get(agent::TGID) {
@@ -193,7 +262,16 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
     let dentry0: u64 = read_at(file + f_path0, globals::get(&OFFSETS.path_dentry)).unwrap_or(0);
     // Enforcement: a denial is always recorded, even inside a recorded
     // syscall (whose record then shows EPERM too).
-    let deny = agent_tgid() != 0 && file_protected(file, dentry0);
+    let reason = if agent_tgid() == 0 {
+        0
+    } else if file_protected(file, dentry0) {
+        denial::PROTECTED_INODE
+    } else if cgroup_move_outside_scope(file, dentry0) {
+        denial::CGROUP_OUTSIDE_SCOPE
+    } else {
+        0
+    };
+    let deny = reason != 0;
     let record = matches!(LSM_AGENT.get(agent::RECORD_OPENS), Some(v) if *v != 0);
     if !deny && (!record || covered_by_tracepoint(pid_tgid)) {
         return pass(retval);
@@ -205,6 +283,7 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
     };
     if deny {
         scratch.event.flags |= DENIED;
+        scratch.event.args[2] = reason;
     }
     scratch.event.args[0] = read_at::<u32>(file, lsm_off(offset::FILE_F_FLAGS)).unwrap_or(0) as u64;
     scratch.event.args[1] = read_at::<u32>(file, lsm_off(offset::FILE_F_MODE)).unwrap_or(0) as u64;
@@ -227,6 +306,18 @@ pub fn lsm_file_open(ctx: LsmContext) -> i32 {
 
 #[lsm(hook = "socket_connect")]
 pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
+    sockaddr_hook(&ctx, hook::SOCKET_CONNECT)
+}
+
+#[lsm(hook = "socket_bind")]
+pub fn lsm_socket_bind(ctx: LsmContext) -> i32 {
+    sockaddr_hook(&ctx, hook::SOCKET_BIND)
+}
+
+/// `socket_connect` and `socket_bind` (same arguments: socket, kernel copy
+/// of the address, addrlen): records the address outside recorded syscalls.
+#[inline(always)]
+fn sockaddr_hook(ctx: &LsmContext, hook_id: u32) -> i32 {
     let retval: i32 = ctx.arg(3);
     let pid_tgid = bpf_get_current_pid_tgid();
     if !in_scope((pid_tgid >> 32) as u32) || covered_by_tracepoint(pid_tgid) {
@@ -234,7 +325,7 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
     }
     let addr: u64 = ctx.arg(1);
     let addrlen: i32 = ctx.arg(2);
-    let Some(scratch) = begin(hook::SOCKET_CONNECT, retval) else {
+    let Some(scratch) = begin(hook_id, retval) else {
         count_loss(EventKind::Syscall as u32);
         return pass(retval);
     };
@@ -246,7 +337,7 @@ pub fn lsm_socket_connect(ctx: LsmContext) -> i32 {
         n = SOCKADDR_MAX;
         flags |= audit_common::syscall::arg_data_flags::TRUNCATED;
     }
-    let n = n & (2 * SOCKADDR_MAX - 1);
+    let n = crate::bound::masked(n, 2 * SOCKADDR_MAX - 1);
     let data = &mut scratch.data;
     let read = n > 0
         && unsafe {
@@ -349,4 +440,86 @@ pub fn lsm_kernel_load_data(ctx: LsmContext) -> i32 {
     }
     emit_denial(hook::MODULE_LOAD, id as u64, 0);
     -EPERM
+}
+
+/// The vfsmount of directory `dir` (a `struct path *`): an entry of the
+/// directory lives on the same mount.
+#[inline(always)]
+fn mount_of(dir: u64) -> u64 {
+    read_at(dir, globals::get(&OFFSETS.path_mnt)).unwrap_or(0)
+}
+
+/// Records a path hook (unlink, mkdir, rename) that fired outside a
+/// recorded syscall (io_uring, in-kernel callers): the entries the kernel
+/// resolved, walked from their dentries. Observes only.
+#[inline(always)]
+fn path_hook(hook_id: u32, arg0: u64, entries: [(u64, u64); 2], retval: i32) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    if !in_scope((pid_tgid >> 32) as u32) || covered_by_tracepoint(pid_tgid) {
+        return pass(retval);
+    }
+    let Some(scratch) = begin(hook_id, pass(retval)) else {
+        count_loss(EventKind::Syscall as u32);
+        return pass(retval);
+    };
+    scratch.event.args[0] = arg0;
+    let mut w = Writer {
+        data: &mut scratch.data,
+        pos: 0,
+        truncated: false,
+    };
+    for (slot, (mnt, dentry)) in entries.into_iter().enumerate() {
+        if mnt != 0 && dentry != 0 {
+            path_components(&mut w, slot as u32, mnt, dentry);
+        }
+    }
+    let (pos, truncated) = (w.pos, w.truncated);
+    finish(scratch, pos, truncated);
+    pass(retval)
+}
+
+#[lsm(hook = "path_unlink")]
+pub fn lsm_path_unlink(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(2);
+    let dir: u64 = ctx.arg(0);
+    let dentry: u64 = ctx.arg(1);
+    path_hook(
+        hook::PATH_UNLINK,
+        0,
+        [(mount_of(dir), dentry), (0, 0)],
+        retval,
+    )
+}
+
+#[lsm(hook = "path_mkdir")]
+pub fn lsm_path_mkdir(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(3);
+    let dir: u64 = ctx.arg(0);
+    let dentry: u64 = ctx.arg(1);
+    let mode: u16 = ctx.arg(2);
+    path_hook(
+        hook::PATH_MKDIR,
+        mode as u64,
+        [(mount_of(dir), dentry), (0, 0)],
+        retval,
+    )
+}
+
+#[lsm(hook = "path_rename")]
+pub fn lsm_path_rename(ctx: LsmContext) -> i32 {
+    let retval: i32 = ctx.arg(5);
+    let old_dir: u64 = ctx.arg(0);
+    let old_dentry: u64 = ctx.arg(1);
+    let new_dir: u64 = ctx.arg(2);
+    let new_dentry: u64 = ctx.arg(3);
+    let flags: u32 = ctx.arg(4);
+    path_hook(
+        hook::PATH_RENAME,
+        flags as u64,
+        [
+            (mount_of(old_dir), old_dentry),
+            (mount_of(new_dir), new_dentry),
+        ],
+        retval,
+    )
 }

@@ -6,6 +6,7 @@
 
 #[cfg(target_arch = "bpf")]
 mod argdata;
+mod bound;
 #[cfg(target_arch = "bpf")]
 mod compat;
 #[cfg(target_arch = "bpf")]

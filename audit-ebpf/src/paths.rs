@@ -162,7 +162,7 @@ pub fn path_components(w: &mut Writer, slot_flags: u32, mnt: u64, dentry: u64) {
     if !w.room(PATH_DATA_MAX) {
         return;
     }
-    let start = w.pos & MASK;
+    let start = w.at();
     let (root_mnt, root_dentry) = match fs_path(off(&OFFSETS.fs_root)) {
         Some(r) => (r.mnt, r.dentry),
         None => (0, 0),

@@ -11,7 +11,6 @@ use crate::{
     task::read_at,
 };
 
-const MASK: usize = audit_common::syscall::SYSCALL_DATA_MAX - 1;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 const S_IFMT: u16 = 0o170000;
@@ -46,7 +45,7 @@ pub fn file_peer(w: &mut Writer, file: u64) -> Option<u16> {
     if !w.room(SOCKADDR_MAX + 8) {
         return None;
     }
-    let at = w.pos & MASK;
+    let at = w.at();
     let base = unsafe { w.data.as_mut_ptr().add(at) };
     let len: usize = if family == AF_INET {
         let a: u32 = read_at(sk, globals::get(&o.sk_daddr))?;

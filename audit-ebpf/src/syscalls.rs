@@ -73,7 +73,7 @@ fn fd_bit(fd: i64) -> Option<(usize, u64)> {
         return None;
     }
     Some((
-        (fd as usize / 64) & (FD_BITMAP_FDS / 64 - 1),
+        crate::bound::masked(fd as usize / 64, FD_BITMAP_FDS / 64 - 1),
         1u64 << (fd as u64 % 64),
     ))
 }
@@ -166,7 +166,7 @@ extern "C" fn clear_step(index: u64, _ctx: *mut c_void) -> i64 {
     let Some(b) = FD_MARKS.get_ptr_mut(&(c.tgid as u32)) else {
         return 1;
     };
-    unsafe { (*b).bits[w as usize & (FD_BITMAP_FDS / 64 - 1)] &= !mask };
+    unsafe { (*b).bits[crate::bound::masked(w as usize, FD_BITMAP_FDS / 64 - 1)] &= !mask };
     0
 }
 

@@ -206,6 +206,17 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
     let fd = uring::openat(&format!("{path}.uring")).context("io_uring OPENAT")?;
     // SAFETY: fd was just returned to us by the kernel.
     unsafe { libc::close(fd) };
+    // Directory operations no syscall tracepoint sees with their paths:
+    // only the LSM path hooks record what they resolved.
+    let (renamed, dir) = (format!("{path}.renamed"), format!("{path}.dir"));
+    let ok = |r: std::io::Result<()>| r.map_or_else(|e| e.to_string(), |()| "ok".into());
+    println!(
+        "WORKLOAD uring_rename={}",
+        ok(uring::renameat(&format!("{path}.uring"), &renamed))
+    );
+    println!("WORKLOAD uring_unlink={}", ok(uring::unlinkat(&renamed)));
+    println!("WORKLOAD uring_mkdir={}", ok(uring::mkdirat(&dir, 0o750)));
+    println!("WORKLOAD uring_bind={}", ok(uring_bind()));
     // What enforcement must refuse in LSM mode (and cannot elsewhere).
     let outcome = |r: std::io::Result<()>| match r {
         Ok(()) => "ok".to_string(),
@@ -226,6 +237,9 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
             Err(std::io::Error::last_os_error())
         })
     );
+    let (inside, escape) = cgroup_moves();
+    println!("WORKLOAD cgroup_inside={}", outcome(inside));
+    println!("WORKLOAD cgroup_escape={}", outcome(escape));
     let attr = [0u8; 128];
     // BPF_MAP_CREATE with an all-zero attribute: EINVAL unless refused first.
     let r = unsafe { libc::syscall(libc::SYS_bpf, 0, attr.as_ptr(), attr.len()) };
@@ -238,6 +252,74 @@ fn workload(path: &str, port: &str, store: &str) -> Result<()> {
         })
     );
     Ok(())
+}
+
+/// Binds a fresh TCP socket to 127.0.0.1, port 0, through io_uring BIND
+/// (Linux 6.11 and later).
+fn uring_bind() -> std::io::Result<()> {
+    // SAFETY: a plain socket() call; the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let sa = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes([127, 0, 0, 1]),
+        },
+        sin_zero: [0; 8],
+    };
+    let r = uring::bind(fd, &sa);
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    r
+}
+
+/// Moves this process into a child of its own cgroup and back (inside the
+/// sandbox: allowed), then into the cgroup2 root (outside: denied in LSM
+/// mode; where it is not denied, the process moves straight back).
+fn cgroup_moves() -> (std::io::Result<()>, std::io::Result<()>) {
+    use std::io::{Error, ErrorKind};
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // "… MOUNTPOINT … - cgroup2 …": the 5th field, on a line whose fs type is cgroup2.
+    let mount = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| left.split(' ').nth(4))?
+    });
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string));
+    let (Some(mount), Some(own)) = (mount, own) else {
+        let e = || {
+            Err(Error::new(
+                ErrorKind::NotFound,
+                "no cgroup2 mount or cgroup",
+            ))
+        };
+        return (e(), e());
+    };
+    let dir = Path::new(mount).join(own.trim_start_matches('/'));
+    let pid = std::process::id().to_string();
+    let move_to = |d: &Path| std::fs::write(d.join("cgroup.procs"), &pid);
+    let child = dir.join("vmtest-child");
+    let inside = std::fs::create_dir(&child)
+        .or_else(|e| {
+            if e.kind() == ErrorKind::AlreadyExists {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .and_then(|()| move_to(&child))
+        .and_then(|()| move_to(&dir));
+    let _ = std::fs::remove_dir(&child);
+    let escape = move_to(Path::new(mount));
+    if escape.is_ok() {
+        let _ = move_to(&dir);
+    }
+    (inside, escape)
 }
 
 /// Just enough io_uring (no crate: one OPENAT and its completion).
@@ -292,6 +374,10 @@ mod uring {
     const OFF_CQ_RING: i64 = 0x800_0000;
     const OFF_SQES: i64 = 0x1000_0000;
     const OP_OPENAT: u8 = 18;
+    const OP_RENAMEAT: u8 = 35;
+    const OP_UNLINKAT: u8 = 36;
+    const OP_MKDIRAT: u8 = 37;
+    const OP_BIND: u8 = 56;
     const ENTER_GETEVENTS: u32 = 1;
 
     fn map(fd: i32, len: usize, off: i64) -> io::Result<*mut u8> {
@@ -312,9 +398,67 @@ mod uring {
         Ok(p.cast())
     }
 
+    fn cstr(path: &str) -> io::Result<CString> {
+        CString::new(path).map_err(|_| io::Error::other("NUL in path"))
+    }
+
     /// Opens `path` read-only through IORING_OP_OPENAT; returns the fd.
     pub fn openat(path: &str) -> io::Result<i32> {
-        let cpath = CString::new(path).map_err(|_| io::Error::other("NUL in path"))?;
+        let cpath = cstr(path)?;
+        submit(OP_OPENAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+            sqe[28..32].copy_from_slice(&(libc::O_RDONLY as u32).to_ne_bytes());
+        })
+    }
+
+    /// IORING_OP_MKDIRAT relative to the working directory.
+    pub fn mkdirat(path: &str, mode: u32) -> io::Result<()> {
+        let cpath = cstr(path)?;
+        submit(OP_MKDIRAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+            sqe[24..28].copy_from_slice(&mode.to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// IORING_OP_RENAMEAT (flags 0).
+    pub fn renameat(from: &str, to: &str) -> io::Result<()> {
+        let (cfrom, cto) = (cstr(from)?, cstr(to)?);
+        submit(OP_RENAMEAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[8..16].copy_from_slice(&(cto.as_ptr() as u64).to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cfrom.as_ptr() as u64).to_ne_bytes());
+            sqe[24..28].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// IORING_OP_BIND of `fd` to `sa`.
+    pub fn bind(fd: i32, sa: &libc::sockaddr_in) -> io::Result<()> {
+        let len = std::mem::size_of::<libc::sockaddr_in>() as u64;
+        submit(OP_BIND, |sqe| {
+            sqe[4..8].copy_from_slice(&fd.to_ne_bytes());
+            sqe[8..16].copy_from_slice(&len.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(sa as *const libc::sockaddr_in as u64).to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// IORING_OP_UNLINKAT (flags 0: a file).
+    pub fn unlinkat(path: &str) -> io::Result<()> {
+        let cpath = cstr(path)?;
+        submit(OP_UNLINKAT, |sqe| {
+            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
+            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
+        })
+        .map(|_| ())
+    }
+
+    /// Sets up a one-entry ring, submits one SQE (`fill` writes its opcode
+    /// specific bytes), waits for its completion; returns its result.
+    fn submit(opcode: u8, fill: impl FnOnce(&mut [u8])) -> io::Result<i32> {
         let mut p = Params::default();
         // SAFETY: p is a valid io_uring_params.
         let fd = unsafe { libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut Params) };
@@ -338,10 +482,8 @@ mod uring {
         unsafe {
             let sqe = std::slice::from_raw_parts_mut(sqes, 64);
             sqe.fill(0);
-            sqe[0] = OP_OPENAT;
-            sqe[4..8].copy_from_slice(&libc::AT_FDCWD.to_ne_bytes());
-            sqe[16..24].copy_from_slice(&(cpath.as_ptr() as u64).to_ne_bytes());
-            sqe[28..32].copy_from_slice(&(libc::O_RDONLY as u32).to_ne_bytes());
+            sqe[0] = opcode;
+            fill(sqe);
             sqe[32..40].copy_from_slice(&7u64.to_ne_bytes());
             let tail = sq.add(p.sq_off.tail as usize) as *mut u32;
             let mask = *(sq.add(p.sq_off.ring_mask as usize) as *const u32);
@@ -484,6 +626,36 @@ fn guest(reference: &Path) -> Result<()> {
     rep.check("probe_mode", probe_mode(run.start(), want));
     if lsm {
         rep.check("io_uring_openat_recorded", uring_open(run.uring_open()));
+        let input = run.input.to_string_lossy().into_owned();
+        let (uring, renamed) = (format!("{input}.uring"), format!("{input}.renamed"));
+        rep.check(
+            "io_uring_renameat_recorded",
+            path_hook(&run, "uring_rename", "rename", "path_rename", &uring, |r| {
+                r["new_path"] == *renamed && r["new_path_resolution"] == "resolved_dentry"
+            }),
+        );
+        rep.check(
+            "io_uring_unlinkat_recorded",
+            path_hook(
+                &run,
+                "uring_unlink",
+                "unlink",
+                "path_unlink",
+                &renamed,
+                |_| true,
+            ),
+        );
+        rep.check(
+            "io_uring_mkdirat_recorded",
+            path_hook(
+                &run,
+                "uring_mkdir",
+                "mkdir",
+                "path_mkdir",
+                &format!("{input}.dir"),
+                |r| r["mode"] == 0o750,
+            ),
+        );
         let store = format!("{}", Path::new("/tmp/vm_runner/log").display());
         rep.check(
             "store_open_denied",
@@ -496,6 +668,30 @@ fn guest(reference: &Path) -> Result<()> {
             denied(&run, "kill_agent", |r| {
                 r["kind"] == "kill" && r["hook"] == "task_kill"
             }),
+        );
+        // io_uring BIND exists since Linux 6.11: older kernels have no
+        // io_uring path to bind() to check.
+        if kernel_at_least(6, 11) {
+            rep.check("io_uring_bind_recorded", uring_bind_record(&run));
+        }
+        let root_procs = "/sys/fs/cgroup/cgroup.procs";
+        rep.check(
+            "cgroup_escape_denied",
+            denied(&run, "cgroup_escape", |r| {
+                r["kind"] == "open"
+                    && r["path"] == root_procs
+                    && r["denial"] == "cgroup_outside_scope"
+                    && r["access"] == "write"
+            }),
+        );
+        rep.check(
+            "cgroup_move_inside_allowed",
+            match run.reports.get("cgroup_inside").map(String::as_str) {
+                Some("ok") => Ok(()),
+                got => Err(anyhow::anyhow!(
+                    "moving into a child of its own cgroup: {got:?}"
+                )),
+            },
         );
         rep.check(
             "bpf_denied",
@@ -543,6 +739,75 @@ fn no_enforcement(run: &Run) -> Result<()> {
     }
     if run.reports.get("store_open").map(String::as_str) != Some("ok") {
         bail!("store open: {:?}", run.reports.get("store_open"));
+    }
+    Ok(())
+}
+
+/// The workload's io_uring request `report` succeeded, and exactly one
+/// record of `kind` from LSM hook `hook` has `path` (as the kernel resolved
+/// it), success, and what `more` checks.
+fn path_hook(
+    run: &Run,
+    report: &str,
+    kind: &str,
+    hook: &str,
+    path: &str,
+    more: impl Fn(&Value) -> bool,
+) -> Result<()> {
+    let got = run.reports.get(report).map(String::as_str);
+    if got != Some("ok") {
+        bail!("{report}: the workload got {got:?}");
+    }
+    let found: Vec<&Value> = run
+        .records
+        .iter()
+        .filter(|r| r["kind"] == kind && r["path"] == path)
+        .collect();
+    let [r] = found.as_slice() else {
+        bail!("expected one {kind} record of {path}, got {found:?}");
+    };
+    if r["source"] != "lsm"
+        || r["hook"] != hook
+        || r["result"] != "success"
+        || r["path_resolution"] != "resolved_dentry"
+        || !more(r)
+    {
+        bail!("unexpected {kind} record: {r}");
+    }
+    Ok(())
+}
+
+/// Is the running kernel at least `major.minor`?
+fn kernel_at_least(major: u64, minor: u64) -> bool {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut it = rel
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|s| s.parse::<u64>().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0)) >= (major, minor)
+}
+
+/// The io_uring BIND succeeded and exactly one `bind` record from the
+/// `socket_bind` hook has the local address 127.0.0.1, port 0.
+fn uring_bind_record(run: &Run) -> Result<()> {
+    let got = run.reports.get("uring_bind").map(String::as_str);
+    if got != Some("ok") {
+        bail!("uring_bind: the workload got {got:?}");
+    }
+    let found: Vec<&Value> = run
+        .records
+        .iter()
+        .filter(|r| r["kind"] == "bind" && r["hook"] == "socket_bind")
+        .collect();
+    let [r] = found.as_slice() else {
+        bail!("expected one bind record from socket_bind, got {found:?}");
+    };
+    if r["source"] != "lsm"
+        || r["result"] != "success"
+        || r["local"]["address"] != "127.0.0.1"
+        || r["local"]["port"] != 0
+        || r["addrlen"] != 16
+    {
+        bail!("unexpected bind record: {r}");
     }
     Ok(())
 }

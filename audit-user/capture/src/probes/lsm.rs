@@ -66,11 +66,29 @@ pub struct FamilyMode {
     pub hooks: Vec<&'static str>,
 }
 
-/// (family, program in the object, LSM hook)
+/// (family, program in the object, LSM hook). A family's first hook
+/// decides its mode; a later one that fails to attach only leaves the
+/// family's `hooks` list shorter (its operations then have the
+/// tracepoint records alone, as in tracepoint mode).
 const HOOKS: &[(Family, &str, &str)] = &[
     (Family::File, "lsm_file_open", "file_open"),
+    (Family::File, "lsm_path_unlink", "path_unlink"),
+    (Family::File, "lsm_path_mkdir", "path_mkdir"),
+    (Family::File, "lsm_path_rename", "path_rename"),
     (Family::Network, "lsm_socket_connect", "socket_connect"),
+    (Family::Network, "lsm_socket_bind", "socket_bind"),
 ];
+
+/// The families of `HOOKS`, each once, in order.
+fn hook_families() -> Vec<Family> {
+    let mut out: Vec<Family> = Vec::new();
+    for &(f, _, _) in HOOKS {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
 
 /// Offsets of the fields only the LSM programs read (`LSM_OFFSETS`). A
 /// field this kernel lacks stays `u32::MAX`; its record field is then 0.
@@ -83,6 +101,7 @@ pub fn offsets(btf: &Btf) -> [u32; offset::COUNT] {
         (offset::INODE_I_SB, "inode", "i_sb"),
         (offset::SB_S_DEV, "super_block", "s_dev"),
         (offset::DENTRY_D_INODE, "dentry", "d_inode"),
+        (offset::SB_S_MAGIC, "super_block", "s_magic"),
     ] {
         if let Ok(off) = btf.member_offset(st, member) {
             o[i] = off;
@@ -164,6 +183,10 @@ fn covered_syscalls(hook: &str) -> Vec<u32> {
         .filter(|d| match hook {
             "file_open" => d.kind == "open" || d.kind == "exec",
             "socket_connect" => d.name == "connect",
+            "socket_bind" => d.name == "bind",
+            "path_unlink" => d.kind == "unlink",
+            "path_mkdir" => d.kind == "mkdir",
+            "path_rename" => d.kind == "rename",
             _ => false,
         })
         .filter_map(|d| u32::try_from(d.nr).ok())
@@ -268,7 +291,7 @@ pub fn attach(
             .ok_or(LsmError::Missing("map LSM_TP_COVERED"))?;
         let mut covered: HashMap<_, u32, u8> =
             HashMap::try_from(m).map_err(map_err("LSM_TP_COVERED"))?;
-        for hook in ["file_open", "socket_connect"] {
+        for &(_, _, hook) in HOOKS {
             for nr in covered_syscalls(hook) {
                 covered
                     .insert(nr, 1, 0)
@@ -306,36 +329,39 @@ pub fn attach(
     let mut setup = LsmSetup::default();
     // file_open both records (file family) and enforces (always).
     let file_open = load_attach(ebpf, "lsm_file_open", "file_open", &btf);
-    for &(family, prog_name, hook) in HOOKS {
+    for family in hook_families() {
         if !families.contains(&family) {
             continue;
         }
-        let r = if hook == "file_open" {
-            file_open.clone()
-        } else {
-            load_attach(ebpf, prog_name, hook, &btf)
+        let mut mode = FamilyMode {
+            family,
+            detection: Detection::Lsm,
+            hooks: vec![],
         };
-        let mode = match r {
-            Ok(()) => {
-                log::info!("{} family: LSM hook {hook} attached", family.name());
-                FamilyMode {
-                    family,
-                    detection: Detection::Lsm,
-                    hooks: vec![hook],
+        for (i, &(_, prog_name, hook)) in HOOKS.iter().filter(|h| h.0 == family).enumerate() {
+            let r = if hook == "file_open" {
+                file_open.clone()
+            } else {
+                load_attach(ebpf, prog_name, hook, &btf)
+            };
+            match r {
+                Ok(()) => {
+                    log::info!("{} family: LSM hook {hook} attached", family.name());
+                    mode.hooks.push(hook);
+                }
+                Err(reason) if i == 0 => {
+                    log::warn!(
+                        "{} family falls back to tracepoints: {reason}",
+                        family.name()
+                    );
+                    mode.detection = Detection::Tracepoints { reason };
+                    break;
+                }
+                Err(reason) => {
+                    log::warn!("{} family runs without {hook}: {reason}", family.name());
                 }
             }
-            Err(reason) => {
-                log::warn!(
-                    "{} family falls back to tracepoints: {reason}",
-                    family.name()
-                );
-                FamilyMode {
-                    family,
-                    detection: Detection::Tracepoints { reason },
-                    hooks: vec![],
-                }
-            }
-        };
+        }
         setup.families.push(mode);
     }
     let mut failures = Vec::new();
@@ -363,13 +389,16 @@ pub fn attach(
 }
 
 fn fallback_all(families: &[Family], reason: &str) -> LsmSetup {
-    for &(family, _, _) in HOOKS.iter().filter(|(f, _, _)| families.contains(f)) {
+    let wanted: Vec<Family> = hook_families()
+        .into_iter()
+        .filter(|f| families.contains(f))
+        .collect();
+    for family in &wanted {
         log::info!("{} family: tracepoints ({reason})", family.name());
     }
-    let families = HOOKS
-        .iter()
-        .filter(|(f, _, _)| families.contains(f))
-        .map(|&(family, _, _)| FamilyMode {
+    let families = wanted
+        .into_iter()
+        .map(|family| FamilyMode {
             family,
             detection: Detection::Tracepoints {
                 reason: reason.into(),
@@ -428,6 +457,11 @@ mod tests {
         assert!(open.contains(&nr(libc::SYS_execve)));
         assert!(!open.contains(&nr(libc::SYS_io_uring_enter)));
         assert_eq!(covered_syscalls("socket_connect"), [nr(libc::SYS_connect)]);
+        assert_eq!(covered_syscalls("socket_bind"), [nr(libc::SYS_bind)]);
+        assert!(covered_syscalls("path_unlink").contains(&nr(libc::SYS_unlinkat)));
+        assert!(covered_syscalls("path_mkdir").contains(&nr(libc::SYS_mkdir)));
+        assert!(covered_syscalls("path_rename").contains(&nr(libc::SYS_renameat2)));
+        assert!(!covered_syscalls("path_rename").contains(&nr(libc::SYS_unlinkat)));
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! LSM-made events (`audit_common::lsm`) → records of the same kinds as the
-//! tracepoint path (`open`, `connect`), marked `"source": "lsm"` with the
-//! hook's name. A hook runs before the syscall returns, so such records have
-//! no fd, return value or duration; they carry what the hook sees: the
-//! object actually resolved and the verdict. FORMAT.md lists the fields.
+//! tracepoint path (`open`, `connect`, `bind`, `unlink`, `mkdir`, `rename`),
+//! marked `"source": "lsm"` with the hook's name. A hook runs before the
+//! syscall returns, so such records have no fd, return value or duration;
+//! they carry what the hook sees: the object actually resolved and the
+//! verdict. FORMAT.md lists the fields.
 
 use audit_common::{
-    lsm::{DENIED, FROM_LSM, hook},
+    lsm::{DENIED, FROM_LSM, denial, hook},
     syscall::{RET, arg_data_kind},
 };
 
@@ -23,10 +24,14 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
     let (kind, hook_name) = match sc.raw.nr {
         hook::FILE_OPEN => ("open", "file_open"),
         hook::SOCKET_CONNECT => ("connect", "socket_connect"),
+        hook::SOCKET_BIND => ("bind", "socket_bind"),
         hook::TASK_KILL => ("kill", "task_kill"),
         hook::PTRACE_ACCESS_CHECK => ("ptrace", "ptrace_access_check"),
         hook::BPF => ("bpf", "bpf"),
         hook::MODULE_LOAD => ("module_load", "kernel_read_file"),
+        hook::PATH_UNLINK => ("unlink", "path_unlink"),
+        hook::PATH_MKDIR => ("mkdir", "path_mkdir"),
+        hook::PATH_RENAME => ("rename", "path_rename"),
         _ => ("unknown_lsm_hook", ""),
     };
     let mut r = Record::new(kind, clock.wall_ns(sc.raw.header.boot_ns));
@@ -41,9 +46,14 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
     verdict(sc, f);
     match sc.raw.nr {
         hook::FILE_OPEN => file_open(sc, f),
-        hook::SOCKET_CONNECT => {
+        hook::SOCKET_CONNECT | hook::SOCKET_BIND => {
+            let name = if sc.raw.nr == hook::SOCKET_BIND {
+                "local"
+            } else {
+                "remote"
+            };
             if let Some(c) = sc.arg_data(arg_data_kind::SOCKADDR, 1) {
-                f.insert("remote".into(), sockaddr::decode(&c.bytes));
+                f.insert(name.into(), sockaddr::decode(&c.bytes));
             }
             f.insert("addrlen".into(), sc.raw.args[0].into());
         }
@@ -64,6 +74,16 @@ pub fn from_event(ev: &Event, clock: &Clock) -> Option<Record> {
         }
         hook::MODULE_LOAD => {
             f.insert("load_id".into(), sc.raw.args[0].into());
+        }
+        hook::PATH_UNLINK => entry_path(sc, 0, "path", f),
+        hook::PATH_MKDIR => {
+            entry_path(sc, 0, "path", f);
+            f.insert("mode".into(), sc.raw.args[0].into());
+        }
+        hook::PATH_RENAME => {
+            entry_path(sc, 0, "path", f);
+            entry_path(sc, 1, "new_path", f);
+            f.insert("flags".into(), sc.raw.args[0].into());
         }
         _ => {}
     }
@@ -88,6 +108,18 @@ fn verdict(sc: &Syscall, f: &mut Json) {
     }
 }
 
+/// `name`, `name_resolution` (`resolved_dentry`) and `name_truncated` of
+/// the entry a path hook saw in capture `slot`.
+fn entry_path(sc: &Syscall, slot: u8, name: &str, f: &mut Json) {
+    if let Some(p) = paths::fd_path(sc, slot, paths::resolution::RESOLVED_DENTRY) {
+        put_bytes(f, name, &p.path);
+        f.insert(format!("{name}_resolution"), p.resolution.into());
+        if p.truncated {
+            f.insert(format!("{name}_truncated"), 1.into());
+        }
+    }
+}
+
 fn file_open(sc: &Syscall, f: &mut Json) {
     let flags = sc.raw.args[0];
     f.insert("flags".into(), flags.into());
@@ -97,6 +129,14 @@ fn file_open(sc: &Syscall, f: &mut Json) {
         _ => "read_write",
     };
     f.insert("access".into(), access.into());
+    if sc.raw.flags & DENIED != 0 {
+        let why = match sc.raw.args[2] {
+            denial::PROTECTED_INODE => "protected_inode",
+            denial::CGROUP_OUTSIDE_SCOPE => "cgroup_outside_scope",
+            _ => "unknown",
+        };
+        f.insert("denial".into(), why.into());
+    }
     if let Some(p) = paths::fd_path(sc, RET, paths::resolution::OPENED_FILE) {
         put_bytes(f, "path", &p.path);
         f.insert("path_resolution".into(), p.resolution.into());
@@ -155,6 +195,98 @@ mod tests {
     }
 
     #[test]
+    fn path_hooks_make_the_tracepoint_kinds() {
+        let comp = |slot, b: &[u8]| ArgData {
+            kind: arg_data_kind::PATH_COMPONENTS,
+            slot,
+            flags: 0,
+            bytes: b.to_vec(),
+        };
+        let ev = lsm_event(
+            hook::PATH_RENAME,
+            0,
+            0,
+            [1, 0, 0, 0, 0, 0],
+            vec![comp(0, b"a\0tmp\0"), comp(1, b"b\0tmp\0")],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "rename");
+        assert_eq!(r.fields["hook"], "path_rename");
+        assert_eq!(r.fields["path"], "/tmp/a");
+        assert_eq!(r.fields["path_resolution"], "resolved_dentry");
+        assert_eq!(r.fields["new_path"], "/tmp/b");
+        assert_eq!(r.fields["flags"], 1);
+        let ev = lsm_event(
+            hook::PATH_MKDIR,
+            0,
+            0,
+            [0o755, 0, 0, 0, 0, 0],
+            vec![comp(0, b"d\0")],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "mkdir");
+        assert_eq!(r.fields["path"], "/d");
+        assert_eq!(r.fields["mode"], 0o755);
+        let ev = lsm_event(hook::PATH_UNLINK, 0, 0, [0; 6], vec![comp(0, b"f\0")]);
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "unlink");
+        assert_eq!(r.fields["path"], "/f");
+    }
+
+    #[test]
+    fn socket_bind_is_a_bind_record_with_the_local_address() {
+        // struct sockaddr_in 127.0.0.1:8080
+        let mut sa = vec![2u8, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        sa.extend([0; 8]);
+        let ev = lsm_event(
+            hook::SOCKET_BIND,
+            0,
+            0,
+            [16, 0, 0, 0, 0, 0],
+            vec![ArgData {
+                kind: arg_data_kind::SOCKADDR,
+                slot: 1,
+                flags: 0,
+                bytes: sa,
+            }],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.kind, "bind");
+        assert_eq!(r.fields["hook"], "socket_bind");
+        assert_eq!(r.fields["local"]["address"], "127.0.0.1");
+        assert_eq!(r.fields["local"]["port"], 8080);
+        assert!(!r.fields.contains_key("remote"));
+    }
+
+    #[test]
+    fn a_denied_open_says_why() {
+        let ev = lsm_event(
+            hook::FILE_OPEN,
+            -1,
+            DENIED,
+            [
+                libc::O_WRONLY as u64,
+                0,
+                denial::CGROUP_OUTSIDE_SCOPE,
+                0,
+                0,
+                0,
+            ],
+            vec![ArgData {
+                kind: arg_data_kind::PATH_COMPONENTS,
+                slot: RET,
+                flags: 0,
+                bytes: b"cgroup.procs\0cgroup\0fs\0sys\0".to_vec(),
+            }],
+        );
+        let r = from_event(&ev, &Clock::now()).unwrap();
+        assert_eq!(r.fields["path"], "/sys/fs/cgroup/cgroup.procs");
+        assert_eq!(r.fields["result"], "denied");
+        assert_eq!(r.fields["errno_name"], "EPERM");
+        assert_eq!(r.fields["denial"], "cgroup_outside_scope");
+    }
+
+    #[test]
     fn denial_and_other_events() {
         let ev = lsm_event(
             hook::SOCKET_CONNECT,
@@ -165,6 +297,7 @@ mod tests {
         );
         let r = from_event(&ev, &Clock::now()).unwrap();
         assert_eq!(r.kind, "connect");
+        assert!(!r.fields.contains_key("denial"));
         assert_eq!(r.fields["result"], "denied");
         assert_eq!(r.fields["errno_name"], "EPERM");
         let Event::Syscall(mut sc) = ev else {

@@ -18,6 +18,10 @@ pub mod resolution {
     pub const FD: &str = "fd";
     /// The file the syscall opened (from the returned fd): symlinks resolved.
     pub const OPENED_FILE: &str = "opened_file";
+    /// The entry an LSM path hook saw (unlink, mkdir, rename), walked from
+    /// the dentry the kernel resolved: no TOCTOU window, symlinks and `..`
+    /// resolved.
+    pub const RESOLVED_DENTRY: &str = "resolved_dentry";
     /// Relative argument whose directory could not be resolved: as given.
     pub const UNRESOLVED: &str = "unresolved";
     /// The file is not reachable from the caller's root (an anonymous
