@@ -332,14 +332,17 @@ fn decompress(tool: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// sandbox-audit and the runner as `cargo test` builds them (dev profile,
-/// host target: nothing extra to compile in the suite), stripped.
+/// sandbox-audit and the runner exactly as `cargo test --workspace` builds
+/// them (dev profile, host target, the same feature unification), stripped.
+/// The same command as the suite's, so inside `cargo xtask test` it has
+/// nothing left to compile; a `cargo build` of just these two packages
+/// unified features differently and rebuilt ring, rustls and their users
+/// (minutes) on every switch between the two.
 fn build_guest_bins() -> Result<(PathBuf, PathBuf)> {
     eprintln!("vm-test: building sandbox-audit and vm_runner");
     sh(Command::new(env!("CARGO"))
         .current_dir(root())
-        .args(["build", "-p", "sandbox-audit", "-p", "integration-tests"])
-        .args(["--bin", "sandbox-audit", "--bin", "vm_runner"]))?;
+        .args(["test", "--workspace", "--no-run", "--quiet"]))?;
     let dir = root().join("target").join("debug");
     let strip_dir = vm_dir().join("bin");
     fs::create_dir_all(&strip_dir)?;
