@@ -332,17 +332,22 @@ fn decompress(tool: &str, args: &[&str], input: &[u8]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// sandbox-audit and the runner exactly as `cargo test --workspace` builds
-/// them (dev profile, host target, the same feature unification), stripped.
-/// The same command as the suite's, so inside `cargo xtask test` it has
-/// nothing left to compile; a `cargo build` of just these two packages
-/// unified features differently and rebuilt ring, rustls and their users
-/// (minutes) on every switch between the two.
+/// sandbox-audit and the runner exactly as the integration tests build
+/// their binaries (tests/src/lib.rs `built`: dev profile, host target, the
+/// same packages and so the same feature unification), stripped. Inside
+/// `cargo xtask test` the tests have just run that command, so nothing is
+/// left to compile.
 fn build_guest_bins() -> Result<(PathBuf, PathBuf)> {
     eprintln!("vm-test: building sandbox-audit and vm_runner");
-    sh(Command::new(env!("CARGO"))
-        .current_dir(root())
-        .args(["test", "--workspace", "--no-run", "--quiet"]))?;
+    sh(Command::new(env!("CARGO")).current_dir(root()).args([
+        "build",
+        "--quiet",
+        "-p",
+        "sandbox-audit",
+        "-p",
+        "integration-tests",
+        "--bins",
+    ]))?;
     let dir = root().join("target").join("debug");
     let strip_dir = vm_dir().join("bin");
     fs::create_dir_all(&strip_dir)?;
