@@ -3,6 +3,8 @@
 //! field is optional here: a record is whatever the log holds, tampered or
 //! not, and a missing or mistyped field only makes the summary poorer.
 
+use std::sync::Arc;
+
 use audit_log::lifecycle::LifecycleKind;
 use serde_json::{Map, Value};
 
@@ -250,7 +252,41 @@ pub struct Event {
     pub file: u32,
     pub line: u64,
     /// The stored line, for formats that show the whole record.
-    pub raw: Option<Box<str>>,
+    pub raw: Option<Raw>,
+}
+
+/// A record's stored line: a range of the chunk of lines it was read in
+/// (one copy shared by the chunk's records, not a copy per record).
+#[derive(Clone)]
+pub struct Raw {
+    chunk: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Raw {
+    /// `chunk[start..end]`, when that is UTF-8 text.
+    pub fn range(chunk: Arc<[u8]>, start: usize, end: usize) -> Option<Raw> {
+        let text = chunk.get(start..end)?;
+        std::str::from_utf8(text).ok()?;
+        Some(Raw { chunk, start, end })
+    }
+
+    /// A copy of `line`, when it is UTF-8 text.
+    pub fn copy(line: &[u8]) -> Option<Raw> {
+        Raw::range(Arc::from(line), 0, line.len())
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Checked to be UTF-8 when made.
+        std::str::from_utf8(&self.chunk[self.start..self.end]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 impl Event {
@@ -263,7 +299,7 @@ impl Event {
         let Some(raw) = &self.raw else {
             return std::borrow::Cow::Borrowed("");
         };
-        match serde_json::from_str::<Value>(raw) {
+        match serde_json::from_str::<Value>(raw.as_str()) {
             Ok(Value::Object(m)) => std::borrow::Cow::Owned(
                 from_json(&m, self.seq, String::new(), self.time_ns, self.kind.clone()).summary,
             ),

@@ -1,15 +1,14 @@
-//! Reads segment files into events, in log order. Lines are parsed in
-//! parallel chunks (JSON parsing is most of a replay's own cost); the order
-//! of the result is the order of the files and lines.
+//! Reads the records verify reads: verify hands each chunk of whole lines
+//! it read to [`parse_lines`] on its own parser threads (JSON parsing is
+//! most of a replay's own cost), so the files are read and split once; the
+//! chunks come back in log order, and so do the items.
 
-use std::{fs, path::PathBuf};
+use std::sync::Arc;
 
+use audit_log::verify::Lines;
 use serde_json::Value;
 
-use crate::{
-    error::{Error, Result},
-    event::{self, Event, Json},
-};
+use crate::event::{self, Event, Json, Raw};
 
 /// One line (or torn tail) of the input.
 #[derive(Debug)]
@@ -42,7 +41,19 @@ fn unreadable(file: u32, line: u64, why: impl Into<String>, bytes: &[u8]) -> Ite
     }
 }
 
+/// Parses one line; a kept stored line is a copy of it.
 pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item {
+    parse_line_in(file, line_no, line, keep_raw, &mut || Raw::copy(line))
+}
+
+/// [`parse_line`], with `raw` giving the stored line when it is kept.
+fn parse_line_in(
+    file: u32,
+    line_no: u64,
+    line: &[u8],
+    keep_raw: bool,
+    raw: &mut dyn FnMut() -> Option<Raw>,
+) -> Item {
     // A fast-path record without a summary gets it from its line at
     // render time, so that line is kept even when the format does not
     // show it.
@@ -53,7 +64,7 @@ pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item 
             return Item::Event(Box::new(ev));
         }
         // The parse accepted the line, so it is UTF-8.
-        ev.raw = std::str::from_utf8(line).ok().map(Box::from);
+        ev.raw = raw();
         if ev.raw.is_some() {
             return Item::Event(Box::new(ev));
         }
@@ -80,107 +91,53 @@ pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item 
     ev.line = line_no;
     if keep_raw {
         // serde_json accepted the line, so it is UTF-8.
-        ev.raw = std::str::from_utf8(line).ok().map(Box::from);
+        ev.raw = raw();
     }
     Item::Event(Box::new(ev))
 }
 
-/// Parses whole lines `data` (first one numbered `first_line`).
-fn parse_chunk(file: u32, first_line: u64, data: &[u8], keep_raw: bool) -> Vec<Item> {
+/// Parses one chunk of lines verify read (its lines numbered from 1, see
+/// [`renumber`]). The stored lines kept are ranges of one shared copy of
+/// the chunk, made only if a record keeps its line.
+pub fn parse_lines(l: Lines<'_>, keep_raw: bool) -> Vec<Item> {
+    let file = u32::try_from(l.file).unwrap_or(u32::MAX);
+    let data = l.lines;
+    let mut shared: Option<Arc<[u8]>> = None;
     let mut out = Vec::with_capacity(data.len() / 400 + 1);
     let mut start = 0;
-    for (n, end) in memchr::memchr_iter(b'\n', data).enumerate() {
-        out.push(parse_line(
+    let mut lines = 0u64;
+    for end in memchr::memchr_iter(b'\n', data) {
+        lines += 1;
+        let mut raw = || {
+            let chunk = shared.get_or_insert_with(|| Arc::from(data)).clone();
+            Raw::range(chunk, start, end)
+        };
+        out.push(parse_line_in(
             file,
-            first_line + n as u64,
+            lines,
             &data[start..end],
             keep_raw,
+            &mut raw,
         ));
         start = end + 1;
+    }
+    if let Some(tail) = l.tail {
+        out.push(unreadable(
+            file,
+            lines + 1,
+            format!("{} torn byte(s) after the last complete line", tail.len()),
+            tail,
+        ));
     }
     out
 }
 
-const CHUNK: usize = 1 << 20;
-
-/// Reads and parses `files` in order; `progress` gets the bytes done.
-pub fn read(files: &[PathBuf], keep_raw: bool, progress: &dyn Fn(u64)) -> Result<Vec<Item>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let mut items = Vec::new();
-    for (idx, path) in files.iter().enumerate() {
-        let file = u32::try_from(idx).unwrap_or(u32::MAX);
-        let data = fs::read(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let end = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
-        // Cut into chunks of whole lines, numbering their first lines.
-        let mut chunks = Vec::new();
-        let (mut start, mut line) = (0usize, 1u64);
-        while start < end {
-            let cut = if end - start <= CHUNK {
-                end
-            } else {
-                memchr::memchr(b'\n', &data[start + CHUNK..end])
-                    .map_or(end, |i| start + CHUNK + i + 1)
-            };
-            chunks.push((line, &data[start..cut]));
-            line += memchr::memchr_iter(b'\n', &data[start..cut]).count() as u64;
-            start = cut;
+/// Numbers a chunk's items in their file: `before` lines precede it.
+pub fn renumber(items: &mut [Item], before: u64) {
+    for item in items {
+        match item {
+            Item::Event(ev) => ev.line += before,
+            Item::Unreadable { line, .. } => *line += before,
         }
-        let parsed: Vec<Vec<Item>> = if workers > 1 && chunks.len() > 1 {
-            std::thread::scope(|s| {
-                let per = chunks.len().div_ceil(workers);
-                let handles: Vec<_> = chunks
-                    .chunks(per)
-                    .map(|group| {
-                        s.spawn(move || {
-                            group
-                                .iter()
-                                .map(|(l, d)| parse_chunk(file, *l, d, keep_raw))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| {
-                        // parse_line does not panic; should a worker ever
-                        // do, its lines are reported, not lost silently.
-                        h.join().unwrap_or_else(|_| {
-                            vec![vec![unreadable(
-                                file,
-                                0,
-                                "internal error parsing this file",
-                                b"",
-                            )]]
-                        })
-                    })
-                    .collect()
-            })
-        } else {
-            chunks
-                .iter()
-                .map(|(l, d)| parse_chunk(file, *l, d, keep_raw))
-                .collect()
-        };
-        for group in parsed {
-            items.extend(group);
-        }
-        if end < data.len() {
-            items.push(unreadable(
-                file,
-                line,
-                format!(
-                    "{} torn byte(s) after the last complete line",
-                    data.len() - end
-                ),
-                &data[end..],
-            ));
-        }
-        progress(data.len() as u64);
     }
-    Ok(items)
 }

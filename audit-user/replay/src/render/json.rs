@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{label, status};
 use crate::{
-    event::Creds,
+    event::{Creds, Raw},
     model::{End, Entry, Mark, Origin, Process, Replay, Trust},
     time,
 };
@@ -318,7 +318,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     Str(&ev.summary()),
                 );
                 // The stored line is a JSON object already (it parsed).
-                line.push_str(ev.raw.as_deref().unwrap_or("null"));
+                line.push_str(ev.raw.as_ref().map_or("null", Raw::as_str));
                 line.push('}');
             }
         }
