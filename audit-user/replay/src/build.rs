@@ -55,7 +55,7 @@ pub fn build(items: Vec<Item>, verify: &VerifyView, files: &[String], live: bool
     };
     for item in items {
         match item {
-            Item::Event(ev) => b.record(*ev),
+            Item::Event(ev) => b.record(ev),
             Item::Unreadable {
                 file,
                 line,

@@ -90,13 +90,14 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     // chunk of lines is parsed on its parser threads, and comes back here
     // in log order.
     let keep = opts.keep_records;
+    let paths = opts.filters.path.is_some();
     let mut items: Vec<source::Item> = Vec::new();
     let report = verify::verify_inputs_tapped(
         &inputs,
         &vopts,
         &|l| {
             let bytes = (l.lines.len() + l.tail.map_or(0, <[u8]>::len)) as u64;
-            (source::parse_lines(l, keep), bytes)
+            (source::parse_lines(l, keep, paths), bytes)
         },
         &mut |(mut chunk, bytes): (Vec<source::Item>, u64), before| {
             source::renumber(&mut chunk, before);

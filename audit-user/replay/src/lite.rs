@@ -89,8 +89,9 @@ fn u32_or_max(v: Option<u64>) -> u32 {
     v.and_then(|v| u32::try_from(v).ok()).unwrap_or(u32::MAX)
 }
 
-/// `Some` when the line fits the fast path.
-pub fn parse(line: &[u8]) -> Option<Event> {
+/// `Some` when the line fits the fast path. `paths` (for `--path`) are
+/// only collected when asked for.
+pub fn parse(line: &[u8], want_paths: bool) -> Option<Event> {
     // A canonical line (every line the store writes) is read by the
     // allocation-free scan; anything else, by serde, which has the last word.
     let l: Lite = match crate::lite_scan::lite(line) {
@@ -119,11 +120,14 @@ pub fn parse(line: &[u8]) -> Option<Event> {
         None => None,
     };
     let failed = l.result.as_deref() == Some("failure");
-    let mut paths: Vec<String> = [&l.path, &l.new_path, &l.filename, &l.target, &l.namespace]
-        .into_iter()
-        .filter_map(|p| p.as_deref().map(str::to_string))
-        .collect();
-    paths.dedup();
+    let mut paths: Vec<String> = Vec::new();
+    if want_paths {
+        paths = [&l.path, &l.new_path, &l.filename, &l.target, &l.namespace]
+            .into_iter()
+            .filter_map(|p| p.as_deref().map(str::to_string))
+            .collect();
+        paths.dedup();
+    }
     let flag = |v: Option<u64>| v == Some(1);
     let out = || {
         event::outcome_text(
@@ -204,7 +208,7 @@ pub fn parse(line: &[u8]) -> Option<Event> {
     };
     Some(Event {
         seq: l.seq,
-        hash: l.hash.into_owned(),
+        hash: event::Short::new(&l.hash),
         time_ns: l.time_ns,
         kind: l.kind.into_owned(),
         category,

@@ -12,8 +12,10 @@ use crate::event::{self, Event, Json, Raw};
 
 /// One line (or torn tail) of the input.
 #[derive(Debug)]
+// Events are nearly every item: boxing each was an allocation per record.
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
-    Event(Box<Event>),
+    Event(Event),
     /// Not a record: the line's place and why.
     Unreadable {
         file: u32,
@@ -43,30 +45,32 @@ fn unreadable(file: u32, line: u64, why: impl Into<String>, bytes: &[u8]) -> Ite
 
 /// Parses one line; a kept stored line is a copy of it.
 pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item {
-    parse_line_in(file, line_no, line, keep_raw, &mut || Raw::copy(line))
+    parse_line_in(file, line_no, line, keep_raw, true, &mut || Raw::copy(line))
 }
 
-/// [`parse_line`], with `raw` giving the stored line when it is kept.
+/// [`parse_line`], with `raw` giving the stored line when it is kept; the
+/// fast path collects the paths only when `paths` (a `--path` filter).
 fn parse_line_in(
     file: u32,
     line_no: u64,
     line: &[u8],
     keep_raw: bool,
+    paths: bool,
     raw: &mut dyn FnMut() -> Option<Raw>,
 ) -> Item {
     // A fast-path record without a summary gets it from its line at
     // render time, so that line is kept even when the format does not
     // show it.
-    if let Some(mut ev) = crate::lite::parse(line) {
+    if let Some(mut ev) = crate::lite::parse(line, paths) {
         ev.file = file;
         ev.line = line_no;
         if !keep_raw && !ev.summary.is_empty() {
-            return Item::Event(Box::new(ev));
+            return Item::Event(ev);
         }
         // The parse accepted the line, so it is UTF-8.
         ev.raw = raw();
         if ev.raw.is_some() {
-            return Item::Event(Box::new(ev));
+            return Item::Event(ev);
         }
     }
     let json: Json = match serde_json::from_slice(line) {
@@ -86,20 +90,21 @@ fn parse_line_in(
             line,
         );
     };
-    let mut ev = event::from_json(&json, seq, hash.to_string(), time_ns, kind.to_string());
+    let mut ev = event::from_json(&json, seq, hash, time_ns, kind.to_string());
     ev.file = file;
     ev.line = line_no;
     if keep_raw {
         // serde_json accepted the line, so it is UTF-8.
         ev.raw = raw();
     }
-    Item::Event(Box::new(ev))
+    Item::Event(ev)
 }
 
 /// Parses one chunk of lines verify read (its lines numbered from 1, see
 /// [`renumber`]). The stored lines kept are ranges of one shared copy of
-/// the chunk, made only if a record keeps its line.
-pub fn parse_lines(l: Lines<'_>, keep_raw: bool) -> Vec<Item> {
+/// the chunk, made only if a record keeps its line. `paths`: see
+/// [`parse_line_in`].
+pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Vec<Item> {
     let file = u32::try_from(l.file).unwrap_or(u32::MAX);
     let data = l.lines;
     let mut shared: Option<Arc<[u8]>> = None;
@@ -117,6 +122,7 @@ pub fn parse_lines(l: Lines<'_>, keep_raw: bool) -> Vec<Item> {
             lines,
             &data[start..end],
             keep_raw,
+            paths,
             &mut raw,
         ));
         start = end + 1;
