@@ -91,7 +91,7 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     // in log order.
     let keep = opts.keep_records;
     let paths = opts.filters.path.is_some();
-    let mut items: Vec<source::Item> = Vec::new();
+    let mut read = source::Read::default();
     let report = verify::verify_inputs_tapped(
         &inputs,
         &vopts,
@@ -99,9 +99,8 @@ pub fn replay(opts: &Options) -> Result<Replay> {
             let bytes = (l.lines.len() + l.tail.map_or(0, <[u8]>::len)) as u64;
             (source::parse_lines(l, keep, paths), bytes)
         },
-        &mut |(mut chunk, bytes): (Vec<source::Item>, u64), before| {
-            source::renumber(&mut chunk, before);
-            items.append(&mut chunk);
+        &mut |(chunk, bytes): (source::Read, u64), before| {
+            read.append(chunk, before);
             if let Some(b) = &bar {
                 b.inc(bytes);
             }
@@ -135,7 +134,7 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         .iter()
         .map(|f| audit_log::segment::file_name(f))
         .collect();
-    let mut built = build::build(items, &view, &names, live);
+    let mut built = build::build_read(read, &view, &names, live);
     filter::apply(&mut built, &opts.filters)?;
     Ok(Replay {
         files: names,

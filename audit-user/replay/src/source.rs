@@ -16,14 +16,61 @@ use crate::event::{self, Event, Json, Raw};
 #[allow(clippy::large_enum_variant)]
 pub enum Item {
     Event(Event),
-    /// Not a record: the line's place and why.
-    Unreadable {
-        file: u32,
-        line: u64,
-        why: String,
-        /// The start of the line, lossily decoded (for a human to look at).
-        excerpt: String,
-    },
+    Unreadable(Unreadable),
+}
+
+/// Not a record: the line's place and why.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub file: u32,
+    pub line: u64,
+    pub why: String,
+    /// The start of the line, lossily decoded (for a human to look at).
+    pub excerpt: String,
+}
+
+/// The input as read: the records in log order, and the lines that are
+/// not records, each with the number of records before it. (Events stay
+/// in the vector they are read into: the replay's timeline refers to them
+/// there, so a million records are not moved once more.)
+#[derive(Debug, Default)]
+pub struct Read {
+    pub events: Vec<Event>,
+    pub unreadable: Vec<(usize, Unreadable)>,
+}
+
+impl Read {
+    pub fn push(&mut self, item: Item) {
+        match item {
+            Item::Event(ev) => self.events.push(ev),
+            Item::Unreadable(u) => self.unreadable.push((self.events.len(), u)),
+        }
+    }
+
+    /// Appends a chunk read after this, whose lines are numbered from 1
+    /// with `before` lines of the same file before it.
+    pub fn append(&mut self, mut chunk: Read, before: u64) {
+        for ev in &mut chunk.events {
+            ev.line += before;
+        }
+        let n = self.events.len();
+        self.unreadable
+            .extend(chunk.unreadable.into_iter().map(|(at, mut u)| {
+                u.line += before;
+                (at + n, u)
+            }));
+        self.events.append(&mut chunk.events);
+    }
+}
+
+impl From<Vec<Item>> for Read {
+    fn from(items: Vec<Item>) -> Read {
+        let mut r = Read::default();
+        for item in items {
+            r.push(item);
+        }
+        r
+    }
 }
 
 /// How many bytes of an unreadable line to show.
@@ -35,12 +82,12 @@ fn unreadable(file: u32, line: u64, why: impl Into<String>, bytes: &[u8]) -> Ite
     if bytes.len() > EXCERPT {
         excerpt.push('…');
     }
-    Item::Unreadable {
+    Item::Unreadable(Unreadable {
         file,
         line,
         why: why.into(),
         excerpt,
-    }
+    })
 }
 
 /// Parses one line; a kept stored line is a copy of it.
@@ -101,14 +148,17 @@ fn parse_line_in(
 }
 
 /// Parses one chunk of lines verify read (its lines numbered from 1, see
-/// [`renumber`]). The stored lines kept are ranges of one shared copy of
+/// [`Read::append`]). The stored lines kept are ranges of one shared copy of
 /// the chunk, made only if a record keeps its line. `paths`: see
 /// [`parse_line_in`].
-pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Vec<Item> {
+pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Read {
     let file = u32::try_from(l.file).unwrap_or(u32::MAX);
     let data = l.lines;
     let mut shared: Option<Arc<[u8]>> = None;
-    let mut out = Vec::with_capacity(data.len() / 400 + 1);
+    let mut out = Read {
+        events: Vec::with_capacity(data.len() / 400 + 1),
+        unreadable: Vec::new(),
+    };
     let mut start = 0;
     let mut lines = 0u64;
     for end in memchr::memchr_iter(b'\n', data) {
@@ -136,14 +186,4 @@ pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Vec<Item> {
         ));
     }
     out
-}
-
-/// Numbers a chunk's items in their file: `before` lines precede it.
-pub fn renumber(items: &mut [Item], before: u64) {
-    for item in items {
-        match item {
-            Item::Event(ev) => ev.line += before,
-            Item::Unreadable { line, .. } => *line += before,
-        }
-    }
 }
