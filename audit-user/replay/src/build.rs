@@ -9,7 +9,7 @@ use crate::{
         CredChange, End, Entry, ExecStep, ExitInfo, Mark, Origin, Process, Session, Trust,
         VerifyView,
     },
-    source::Item,
+    source::{Item, Read, Unreadable},
     time,
 };
 
@@ -38,6 +38,12 @@ struct Builder<'a> {
 }
 
 pub fn build(items: Vec<Item>, verify: &VerifyView, files: &[String], live: bool) -> Built {
+    build_read(Read::from(items), verify, files, live)
+}
+
+/// [`build`] over the input as [`crate::source`] reads it.
+pub fn build_read(read: Read, verify: &VerifyView, files: &[String], live: bool) -> Built {
+    let Read { events, unreadable } = read;
     let mut pending: Vec<usize> = (0..verify.verdicts.len()).collect();
     // Placed in order of first seq; popped from the end.
     pending.sort_by_key(|&i| std::cmp::Reverse(verify.verdicts[i].first_seq));
@@ -46,42 +52,52 @@ pub fn build(items: Vec<Item>, verify: &VerifyView, files: &[String], live: bool
         files,
         sessions: Vec::new(),
         processes: Vec::new(),
-        events: Vec::with_capacity(items.len()),
-        entries: Vec::with_capacity(items.len() + 8),
+        events: Vec::new(),
+        entries: Vec::with_capacity(events.len() + unreadable.len() + 8),
         current: None,
         live: HashMap::new(),
         pending_verdicts: pending,
         unsigned_marked: false,
     };
-    for item in items {
-        match item {
-            Item::Event(ev) => b.record(*ev),
-            Item::Unreadable {
-                file,
-                line,
-                why,
-                excerpt,
-            } => b.entries.push(Entry::Mark(Mark {
-                kind: MarkKind::Unreadable,
-                seq: None,
-                last_seq: None,
-                time_ns: None,
-                session: b.current,
-                verdict: None,
-                file: Some(b.file(file)),
-                line: Some(line),
-                detail: format!(
-                    "UNREADABLE {}:{line}: {why}: {}",
-                    b.file(file),
-                    crate::display::inert(&excerpt)
-                ),
-            })),
+    let mut marks = unreadable.into_iter().peekable();
+    for (i, ev) in events.iter().enumerate() {
+        while let Some((_, u)) = marks.next_if(|(before, _)| *before <= i) {
+            b.unreadable(u);
         }
+        b.record(i, ev);
     }
+    for (_, u) in marks {
+        b.unreadable(u);
+    }
+    b.events = events;
     b.finish(live)
 }
 
 impl Builder<'_> {
+    fn unreadable(&mut self, u: Unreadable) {
+        let Unreadable {
+            file,
+            line,
+            why,
+            excerpt,
+        } = u;
+        self.entries.push(Entry::Mark(Mark {
+            kind: MarkKind::Unreadable,
+            seq: None,
+            last_seq: None,
+            time_ns: None,
+            session: self.current,
+            verdict: None,
+            file: Some(self.file(file)),
+            line: Some(line),
+            detail: format!(
+                "UNREADABLE {}:{line}: {why}: {}",
+                self.file(file),
+                crate::display::inert(&excerpt)
+            ),
+        }));
+    }
+
     fn file(&self, f: u32) -> String {
         self.files
             .get(f as usize)
@@ -298,12 +314,13 @@ impl Builder<'_> {
         }
     }
 
-    fn record(&mut self, ev: Event) {
+    /// Event `idx` of the log (its place in the final `events`).
+    fn record(&mut self, idx: usize, ev: &Event) {
         self.marks_before(ev.seq);
         match &ev.detail {
             Detail::Start(_) => {
                 self.end_session(ev.seq, "a new session started");
-                self.start_session(&ev);
+                self.start_session(ev);
             }
             // The crashed session: the recovery speaks for it.
             Detail::Recovery if self.current.is_none() => {
@@ -320,11 +337,9 @@ impl Builder<'_> {
                 sess.stop = Some((ev.seq, ev.time_ns, reason.clone()));
             }
         }
-        let process = ev.actor.as_ref().map(|a| self.attach(&ev, a));
+        let process = ev.actor.as_ref().map(|a| self.attach(ev, a));
         let trust = self.trust(ev.seq);
-        let idx = self.events.len();
         let recovery = matches!(ev.detail, Detail::Recovery);
-        self.events.push(ev);
         self.entries.push(Entry::Record {
             event: idx,
             process,
@@ -332,9 +347,8 @@ impl Builder<'_> {
             trust,
         });
         if recovery {
-            let seq = self.events[idx].seq;
             self.end_session(
-                seq,
+                ev.seq,
                 "the recorder stopped without closing it: crash or kill",
             );
         }

@@ -1,8 +1,6 @@
 //! Errors of a replay: bad arguments and unreadable input. Tampering is not
 //! an error: it is part of the replay (verdicts and marks).
 
-use std::path::PathBuf;
-
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A command-line value that cannot mean anything (bad time, glob, kind…).
@@ -16,12 +14,6 @@ pub enum Error {
     /// Holds the verifier's message: its error type is its own business.
     #[error("cannot verify the log: {0}")]
     Verify(String),
-    #[error("reading {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("writing the replay: {0}")]
     Write(#[from] std::io::Error),
 }

@@ -3,6 +3,8 @@
 //! field is optional here: a record is whatever the log holds, tampered or
 //! not, and a missing or mistyped field only makes the summary poorer.
 
+use std::sync::Arc;
+
 use audit_log::lifecycle::LifecycleKind;
 use serde_json::{Map, Value};
 
@@ -235,7 +237,7 @@ impl MarkKind {
 #[derive(Clone, Debug)]
 pub struct Event {
     pub seq: u64,
-    pub hash: String,
+    pub hash: Short,
     pub time_ns: u64,
     pub kind: String,
     pub category: Category,
@@ -250,7 +252,86 @@ pub struct Event {
     pub file: u32,
     pub line: u64,
     /// The stored line, for formats that show the whole record.
-    pub raw: Option<Box<str>>,
+    pub raw: Option<Raw>,
+}
+
+/// A string of up to 64 bytes kept inline: a record's hash (64 hex
+/// digits) without an allocation per record; longer ones (a tampered
+/// hash) on the heap.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Short {
+    Inline { len: u8, bytes: [u8; 64] },
+    Heap(Box<str>),
+}
+
+impl Short {
+    pub fn new(s: &str) -> Short {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= 64 => {
+                let mut bytes = [0u8; 64];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                Short::Inline { len, bytes }
+            }
+            _ => Short::Heap(s.into()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Copied from a str whole: UTF-8.
+            Short::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or("")
+            }
+            Short::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for Short {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Short {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// A record's stored line: a range of the chunk of lines it was read in
+/// (one copy shared by the chunk's records, not a copy per record).
+#[derive(Clone)]
+pub struct Raw {
+    chunk: Arc<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Raw {
+    /// `chunk[start..end]`, when that is UTF-8 text.
+    pub fn range(chunk: Arc<[u8]>, start: usize, end: usize) -> Option<Raw> {
+        let text = chunk.get(start..end)?;
+        std::str::from_utf8(text).ok()?;
+        Some(Raw { chunk, start, end })
+    }
+
+    /// A copy of `line`, when it is UTF-8 text.
+    pub fn copy(line: &[u8]) -> Option<Raw> {
+        Raw::range(Arc::from(line), 0, line.len())
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Checked to be UTF-8 when made.
+        std::str::from_utf8(&self.chunk[self.start..self.end]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
 }
 
 impl Event {
@@ -263,9 +344,9 @@ impl Event {
         let Some(raw) = &self.raw else {
             return std::borrow::Cow::Borrowed("");
         };
-        match serde_json::from_str::<Value>(raw) {
+        match serde_json::from_str::<Value>(raw.as_str()) {
             Ok(Value::Object(m)) => std::borrow::Cow::Owned(
-                from_json(&m, self.seq, String::new(), self.time_ns, self.kind.clone()).summary,
+                from_json(&m, self.seq, "", self.time_ns, self.kind.clone()).summary,
             ),
             _ => std::borrow::Cow::Borrowed(""),
         }
@@ -453,7 +534,7 @@ fn path_of(r: &Json, k: &str) -> String {
 
 /// Builds the replay's view of a parsed record. `seq`, `hash`, `time_ns`
 /// and `kind` were read by the caller (a line without them is no record).
-pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -> Event {
+pub fn from_json(r: &Json, seq: u64, hash: &str, time_ns: u64, kind: String) -> Event {
     let category = Category::of_kind(&kind);
     let actor = actor(r);
     let failed = get_str(r, "result") == Some("failure");
@@ -465,13 +546,127 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
     let mut detail = Detail::None;
     let mut mark = None;
     let out = outcome(r);
-    let summary = match kind.as_str() {
+    // The store's own records by their typed kind (a new one must be
+    // given a summary here); capture's events by the name in the record.
+    let summary = match LifecycleKind::of(&kind) {
+        Some(lk) => match lk {
+            LifecycleKind::Genesis => format!(
+                "genesis of log {}",
+                inert(get_str(r, "origin").unwrap_or("?"))
+            ),
+            LifecycleKind::Start => {
+                let scope = scope(r);
+                let s = format!("session start: {}", scope_text(&scope));
+                detail = Detail::Start(scope);
+                s
+            }
+            LifecycleKind::Stop => {
+                let reason = get_str(r, "reason").unwrap_or("?").to_string();
+                let s = format!(
+                    "session stop: {} ({} records)",
+                    inert(&reason),
+                    get_u64(r, "records").unwrap_or(0)
+                );
+                detail = Detail::Stop { reason };
+                s
+            }
+            LifecycleKind::Recovery => {
+                detail = Detail::Recovery;
+                mark = Some(MarkKind::Recovery);
+                let torn = r.get("torn").and_then(Value::as_array).map_or(0, Vec::len);
+                format!(
+                    "RECOVERY: the previous session ended without a stop record (last intact record: seq {} {}); {torn} torn range(s) sealed",
+                    get_u64(r, "last_seq").map_or("?".into(), |s| s.to_string()),
+                    inert(get_str(r, "last_kind").unwrap_or("?"))
+                )
+            }
+            LifecycleKind::Checkpoint => format!(
+                "checkpoint ({}, epoch {})",
+                inert(get_str(r, "reason").unwrap_or("?")),
+                get_u64(r, "epoch").unwrap_or(0)
+            ),
+            LifecycleKind::KeyRotation => {
+                format!("key rotation to epoch {}", get_u64(r, "epoch").unwrap_or(0))
+            }
+            LifecycleKind::Config => format!(
+                "config {}",
+                inert(get_str(r, "config_digest").unwrap_or("?"))
+            ),
+            LifecycleKind::Protection => {
+                mark = Some(MarkKind::Protection);
+                format!(
+                    "PROTECTION REFUSED: {} flag on {}: {}",
+                    inert(get_str(r, "flag").unwrap_or("?")),
+                    inert(get_str(r, "file").unwrap_or("?")),
+                    inert(get_str(r, "error").unwrap_or("?"))
+                )
+            }
+            LifecycleKind::Unencodable => {
+                mark = Some(MarkKind::Unencodable);
+                format!(
+                    "UNENCODABLE {} record stored as text: {}",
+                    inert(get_str(r, "original_kind").unwrap_or("?")),
+                    inert(get_str(r, "error").unwrap_or("?"))
+                )
+            }
+            LifecycleKind::Loss => {
+                mark = Some(MarkKind::Loss);
+                let kinds = r
+                    .get("kinds")
+                    .and_then(Value::as_object)
+                    .map(|k| {
+                        k.iter()
+                            .map(|(n, c)| format!("{}: {}", inert(n), value_text(Some(c))))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "LOSS: {} event(s) the kernel could not deliver ({kinds}) between {} and {}",
+                    get_u64(r, "count").unwrap_or(0),
+                    get_u64(r, "from_ns").map_or("?".into(), crate::time::short),
+                    get_u64(r, "to_ns").map_or("?".into(), crate::time::short)
+                )
+            }
+            LifecycleKind::StoreError => generic_summary(&kind, &paths, &out),
+        },
+        None => event_summary(r, &kind, failed, &paths, &out, &mut detail, &mut mark),
+    };
+    Event {
+        seq,
+        hash: Short::new(hash),
+        time_ns,
+        kind,
+        category,
+        actor,
+        detail,
+        summary,
+        paths,
+        failed,
+        mark,
+        file: 0,
+        line: 0,
+        raw: None,
+    }
+}
+
+/// The summary of one of capture's events (and its detail or mark).
+fn event_summary(
+    r: &Json,
+    kind: &str,
+    failed: bool,
+    paths: &[String],
+    out: &str,
+    detail: &mut Detail,
+    mark: &mut Option<MarkKind>,
+) -> String {
+    match kind {
         "exec" if !failed => {
             let argv = strings(r.get("argv"));
             let filename = get_str(r, "filename").unwrap_or("").to_string();
             let truncated = flag(r, "argv_truncated");
             let s = exec_summary(&filename, &argv, truncated);
-            detail = Detail::Exec {
+            *detail = Detail::Exec {
                 filename,
                 argv,
                 argv_truncated: truncated,
@@ -483,7 +678,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             let child_pid = u32_of(r, "child_pid");
             let child_tid = u32_of(r, "child_tid");
             let thread = flag(r, "thread");
-            detail = Detail::Fork {
+            *detail = Detail::Fork {
                 child_pid,
                 child_tid,
                 thread,
@@ -495,7 +690,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             let code = get_i64(r, "exit_code");
             let signal = get_i64(r, "signal");
             let core_dumped = flag(r, "core_dumped");
-            detail = Detail::Exit {
+            *detail = Detail::Exit {
                 thread,
                 code,
                 signal,
@@ -513,7 +708,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             path_of(r, "path"),
             path_of(r, "target")
         ),
-        "open" => open_summary(get_str(r, "path"), get_str(r, "access"), &out),
+        "open" => open_summary(get_str(r, "path"), get_str(r, "access"), out),
         "write" => format!(
             "first write to {}{}{out}",
             path_of(r, "path"),
@@ -540,7 +735,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             inert(&value_text(r.get("family"))),
             inert(&value_text(r.get("type")))
         ),
-        "connect" | "accept" => peer_summary(&kind, address(r.get("remote")), &out),
+        "connect" | "accept" => peer_summary(kind, address(r.get("remote")), out),
         "bind" => format!(
             "bind {}{out}",
             address(r.get("local")).map_or("?".into(), |a| inert(&a))
@@ -565,7 +760,7 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
                 .collect();
             format!(
                 "{} {}{out}",
-                get_str(r, "syscall").unwrap_or(&kind),
+                get_str(r, "syscall").unwrap_or(kind),
                 ids.join(" ")
             )
         }
@@ -593,115 +788,26 @@ pub fn from_json(r: &Json, seq: u64, hash: String, time_ns: u64, kind: String) -
             get_u64(r, "permitted").unwrap_or(0)
         ),
         "bpf" => format!("bpf command {}{out}", get_i64(r, "command").unwrap_or(-1)),
-        "genesis" => format!(
-            "genesis of log {}",
-            inert(get_str(r, "origin").unwrap_or("?"))
-        ),
-        "start" => {
-            let scope = scope(r);
-            let s = format!("session start: {}", scope_text(&scope));
-            detail = Detail::Start(scope);
-            s
-        }
-        "stop" => {
-            let reason = get_str(r, "reason").unwrap_or("?").to_string();
-            let s = format!(
-                "session stop: {} ({} records)",
-                inert(&reason),
-                get_u64(r, "records").unwrap_or(0)
-            );
-            detail = Detail::Stop { reason };
-            s
-        }
-        "recovery" => {
-            detail = Detail::Recovery;
-            mark = Some(MarkKind::Recovery);
-            let torn = r.get("torn").and_then(Value::as_array).map_or(0, Vec::len);
-            format!(
-                "RECOVERY: the previous session ended without a stop record (last intact record: seq {} {}); {torn} torn range(s) sealed",
-                get_u64(r, "last_seq").map_or("?".into(), |s| s.to_string()),
-                inert(get_str(r, "last_kind").unwrap_or("?"))
-            )
-        }
-        "checkpoint" => format!(
-            "checkpoint ({}, epoch {})",
-            inert(get_str(r, "reason").unwrap_or("?")),
-            get_u64(r, "epoch").unwrap_or(0)
-        ),
-        "key_rotation" => format!("key rotation to epoch {}", get_u64(r, "epoch").unwrap_or(0)),
-        "config" => format!(
-            "config {}",
-            inert(get_str(r, "config_digest").unwrap_or("?"))
-        ),
-        "protection" => {
-            mark = Some(MarkKind::Protection);
-            format!(
-                "PROTECTION REFUSED: {} flag on {}: {}",
-                inert(get_str(r, "flag").unwrap_or("?")),
-                inert(get_str(r, "file").unwrap_or("?")),
-                inert(get_str(r, "error").unwrap_or("?"))
-            )
-        }
-        "unencodable_record" => {
-            mark = Some(MarkKind::Unencodable);
-            format!(
-                "UNENCODABLE {} record stored as text: {}",
-                inert(get_str(r, "original_kind").unwrap_or("?")),
-                inert(get_str(r, "error").unwrap_or("?"))
-            )
-        }
-        "loss" => {
-            mark = Some(MarkKind::Loss);
-            let kinds = r
-                .get("kinds")
-                .and_then(Value::as_object)
-                .map(|k| {
-                    k.iter()
-                        .map(|(n, c)| format!("{}: {}", inert(n), value_text(Some(c))))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default();
-            format!(
-                "LOSS: {} event(s) the kernel could not deliver ({kinds}) between {} and {}",
-                get_u64(r, "count").unwrap_or(0),
-                get_u64(r, "from_ns").map_or("?".into(), crate::time::short),
-                get_u64(r, "to_ns").map_or("?".into(), crate::time::short)
-            )
-        }
         "malformed_event" => {
-            mark = Some(MarkKind::Malformed);
+            *mark = Some(MarkKind::Malformed);
             format!(
                 "MALFORMED ring-buffer event: {}",
                 inert(get_str(r, "error").unwrap_or("?"))
             )
         }
-        _ => {
-            let p: Vec<String> = paths.iter().map(|p| inert(p)).collect();
-            format!(
-                "{}{}{}{out}",
-                inert(&kind),
-                if p.is_empty() { "" } else { " " },
-                p.join(" ")
-            )
-        }
-    };
-    Event {
-        seq,
-        hash,
-        time_ns,
-        kind,
-        category,
-        actor,
-        detail,
-        summary,
-        paths,
-        failed,
-        mark,
-        file: 0,
-        line: 0,
-        raw: None,
+        _ => generic_summary(kind, paths, out),
     }
+}
+
+/// `KIND PATH…` and the outcome, for a kind without a summary of its own.
+fn generic_summary(kind: &str, paths: &[String], out: &str) -> String {
+    let p: Vec<String> = paths.iter().map(|p| inert(p)).collect();
+    format!(
+        "{}{}{}{out}",
+        inert(kind),
+        if p.is_empty() { "" } else { " " },
+        p.join(" ")
+    )
 }
 
 pub fn exit_text(code: Option<i64>, signal: Option<i64>, core: bool) -> String {
@@ -762,7 +868,7 @@ mod tests {
     fn ev(v: Value) -> Event {
         let r = v.as_object().unwrap().clone();
         let kind = r["kind"].as_str().unwrap().to_string();
-        from_json(&r, 1, "ab".into(), 5, kind)
+        from_json(&r, 1, "ab", 5, kind)
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! Forensic replay of a sandbox-audit log (`sandbox-audit replay`): which
 //! process did what, who started it, when, as which user, with what result.
 //!
-//! A replay first [verifies](audit_log::verify) the log exactly as
-//! `sandbox-audit verify` does, then reads the records ([`source`]),
-//! rebuilds sessions and the process tree and lays out the timeline with
-//! its marks ([`build`]), applies the [`filter`]s and renders
+//! A replay [verifies](audit_log::verify) the log exactly as
+//! `sandbox-audit verify` does and reads the records ([`source`]) from the
+//! lines verify reads (one pass over the files), then rebuilds sessions and
+//! the process tree and lays out the timeline with its marks ([`build`]),
+//! applies the [`filter`]s and renders
 //! ([`render`]) text, JSON (docs/REPLAY.md) or one self-contained HTML page.
 //! Records outside what verify vouches for are shown with a mark, never
 //! silently; record text is treated as hostile in every format.
@@ -16,6 +17,7 @@ pub mod event;
 pub mod filter;
 pub mod glob;
 mod lite;
+mod lite_scan;
 pub mod model;
 pub mod render;
 pub mod source;
@@ -66,11 +68,48 @@ pub fn replay(opts: &Options) -> Result<Replay> {
     }
     let inputs =
         verify::resolve_inputs(&opts.inputs).map_err(|e| Error::Verify(format!("{e:#}")))?;
-    let files = inputs.files.clone();
+    let files = &inputs.files;
     // A store a running sandbox-audit is writing ends in an open session.
     let live = matches!(inputs.writer, audit_log::lockfile::Writer::Live { .. });
-    let report =
-        verify::verify_inputs(&inputs, &vopts).map_err(|e| Error::Verify(format!("{e:#}")))?;
+    let total: u64 = files
+        .iter()
+        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+        .sum();
+    let bar =
+        (opts.progress && std::io::stderr().is_terminal() && total >= PROGRESS_FROM).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            b
+        });
+    // Verify reads the files once, for itself and for the replay: each
+    // chunk of lines is parsed on its parser threads, and comes back here
+    // in log order.
+    let keep = opts.keep_records;
+    let paths = opts.filters.path.is_some();
+    let mut read = source::Read::default();
+    let report = verify::verify_inputs_tapped(
+        &inputs,
+        &vopts,
+        &|l| {
+            let bytes = (l.lines.len() + l.tail.map_or(0, <[u8]>::len)) as u64;
+            (source::parse_lines(l, keep, paths), bytes)
+        },
+        &mut |(chunk, bytes): (source::Read, u64), before| {
+            read.append(chunk, before);
+            if let Some(b) = &bar {
+                b.inc(bytes);
+            }
+        },
+    );
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let report = report.map_err(|e| Error::Verify(format!("{e:#}")))?;
     let view = model::VerifyView {
         intact: report.intact(),
         verdicts: report
@@ -95,32 +134,7 @@ pub fn replay(opts: &Options) -> Result<Replay> {
         .iter()
         .map(|f| audit_log::segment::file_name(f))
         .collect();
-
-    let total: u64 = files
-        .iter()
-        .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
-        .sum();
-    let bar =
-        (opts.progress && std::io::stderr().is_terminal() && total >= PROGRESS_FROM).then(|| {
-            let b = indicatif::ProgressBar::new(total);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "replay {bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        });
-    let items = source::read(&files, opts.keep_records, &|n| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    });
-    if let Some(b) = &bar {
-        b.finish_and_clear();
-    }
-    let items = items?;
-    let mut built = build::build(items, &view, &names, live);
+    let mut built = build::build_read(read, &view, &names, live);
     filter::apply(&mut built, &opts.filters)?;
     Ok(Replay {
         files: names,

@@ -17,81 +17,87 @@ use crate::{
     event::{self, Actor, Category, Detail, Event},
 };
 
-#[derive(Deserialize)]
-struct LiteProc<'a> {
-    pid: u64,
-    tid: Option<u64>,
-    ppid: Option<u64>,
-    uid: Option<u64>,
-    gid: Option<u64>,
-    euid: Option<u64>,
-    egid: Option<u64>,
+#[derive(Deserialize, Debug, PartialEq)]
+pub(crate) struct LiteProc<'a> {
+    pub(crate) pid: u64,
+    pub(crate) tid: Option<u64>,
+    pub(crate) ppid: Option<u64>,
+    pub(crate) uid: Option<u64>,
+    pub(crate) gid: Option<u64>,
+    pub(crate) euid: Option<u64>,
+    pub(crate) egid: Option<u64>,
     #[serde(borrow)]
-    comm: Option<Cow<'a, str>>,
-    cgroup_id: Option<u64>,
+    pub(crate) comm: Option<Cow<'a, str>>,
+    pub(crate) cgroup_id: Option<u64>,
 }
 
-#[derive(Deserialize)]
-struct LiteAddr<'a> {
+#[derive(Deserialize, Debug, PartialEq)]
+pub(crate) struct LiteAddr<'a> {
     #[serde(borrow)]
-    family: Option<Cow<'a, str>>,
+    pub(crate) family: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    address: Option<Cow<'a, str>>,
-    port: Option<u64>,
+    pub(crate) address: Option<Cow<'a, str>>,
+    pub(crate) port: Option<u64>,
     #[serde(borrow)]
-    path: Option<Cow<'a, str>>,
+    pub(crate) path: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "abstract")]
-    abstract_name: Option<Cow<'a, str>>,
+    pub(crate) abstract_name: Option<Cow<'a, str>>,
 }
 
-#[derive(Deserialize)]
-struct Lite<'a> {
-    seq: u64,
-    time_ns: u64,
+#[derive(Deserialize, Debug, PartialEq)]
+pub(crate) struct Lite<'a> {
+    pub(crate) seq: u64,
+    pub(crate) time_ns: u64,
     #[serde(borrow)]
-    kind: Cow<'a, str>,
+    pub(crate) kind: Cow<'a, str>,
     #[serde(borrow)]
-    hash: Cow<'a, str>,
+    pub(crate) hash: Cow<'a, str>,
     #[serde(borrow, rename = "proc")]
-    proc_: Option<LiteProc<'a>>,
+    pub(crate) proc_: Option<LiteProc<'a>>,
     #[serde(borrow)]
-    result: Option<Cow<'a, str>>,
+    pub(crate) result: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    path: Option<Cow<'a, str>>,
+    pub(crate) path: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    new_path: Option<Cow<'a, str>>,
+    pub(crate) new_path: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    filename: Option<Cow<'a, str>>,
+    pub(crate) filename: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    target: Option<Cow<'a, str>>,
+    pub(crate) target: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    namespace: Option<Cow<'a, str>>,
-    child_pid: Option<u64>,
-    child_tid: Option<u64>,
-    thread: Option<u64>,
-    exit_code: Option<i64>,
-    signal: Option<i64>,
-    core_dumped: Option<u64>,
+    pub(crate) namespace: Option<Cow<'a, str>>,
+    pub(crate) child_pid: Option<u64>,
+    pub(crate) child_tid: Option<u64>,
+    pub(crate) thread: Option<u64>,
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) signal: Option<i64>,
+    pub(crate) core_dumped: Option<u64>,
     #[serde(borrow)]
-    argv: Option<Vec<Cow<'a, str>>>,
-    argv_truncated: Option<u64>,
+    pub(crate) argv: Option<Vec<Cow<'a, str>>>,
+    pub(crate) argv_truncated: Option<u64>,
     #[serde(borrow)]
-    access: Option<Cow<'a, str>>,
+    pub(crate) access: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    errno_name: Option<Cow<'a, str>>,
-    errno: Option<i64>,
-    ret: Option<i64>,
+    pub(crate) errno_name: Option<Cow<'a, str>>,
+    pub(crate) errno: Option<i64>,
+    pub(crate) ret: Option<i64>,
     #[serde(borrow)]
-    remote: Option<LiteAddr<'a>>,
+    pub(crate) remote: Option<LiteAddr<'a>>,
 }
 
 fn u32_or_max(v: Option<u64>) -> u32 {
     v.and_then(|v| u32::try_from(v).ok()).unwrap_or(u32::MAX)
 }
 
-/// `Some` when the line fits the fast path.
-pub fn parse(line: &[u8]) -> Option<Event> {
-    let l: Lite = serde_json::from_slice(line).ok()?;
+/// `Some` when the line fits the fast path. `paths` (for `--path`) are
+/// only collected when asked for.
+pub fn parse(line: &[u8], want_paths: bool) -> Option<Event> {
+    // A canonical line (every line the store writes) is read by the
+    // allocation-free scan; anything else, by serde, which has the last word.
+    let l: Lite = match crate::lite_scan::lite(line) {
+        Some(l) => l,
+        None => serde_json::from_slice(line).ok()?,
+    };
     let category = Category::of_kind(&l.kind);
     if !matches!(
         category,
@@ -114,11 +120,14 @@ pub fn parse(line: &[u8]) -> Option<Event> {
         None => None,
     };
     let failed = l.result.as_deref() == Some("failure");
-    let mut paths: Vec<String> = [&l.path, &l.new_path, &l.filename, &l.target, &l.namespace]
-        .into_iter()
-        .filter_map(|p| p.as_deref().map(str::to_string))
-        .collect();
-    paths.dedup();
+    let mut paths: Vec<String> = Vec::new();
+    if want_paths {
+        paths = [&l.path, &l.new_path, &l.filename, &l.target, &l.namespace]
+            .into_iter()
+            .filter_map(|p| p.as_deref().map(str::to_string))
+            .collect();
+        paths.dedup();
+    }
     let flag = |v: Option<u64>| v == Some(1);
     let out = || {
         event::outcome_text(
@@ -199,7 +208,7 @@ pub fn parse(line: &[u8]) -> Option<Event> {
     };
     Some(Event {
         seq: l.seq,
-        hash: l.hash.into_owned(),
+        hash: event::Short::new(&l.hash),
         time_ns: l.time_ns,
         kind: l.kind.into_owned(),
         category,

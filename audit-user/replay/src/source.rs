@@ -1,28 +1,76 @@
-//! Reads segment files into events, in log order. Lines are parsed in
-//! parallel chunks (JSON parsing is most of a replay's own cost); the order
-//! of the result is the order of the files and lines.
+//! Reads the records verify reads: verify hands each chunk of whole lines
+//! it read to [`parse_lines`] on its own parser threads (JSON parsing is
+//! most of a replay's own cost), so the files are read and split once; the
+//! chunks come back in log order, and so do the items.
 
-use std::{fs, path::PathBuf};
+use std::sync::Arc;
 
+use audit_log::verify::Lines;
 use serde_json::Value;
 
-use crate::{
-    error::{Error, Result},
-    event::{self, Event, Json},
-};
+use crate::event::{self, Event, Json, Raw};
 
 /// One line (or torn tail) of the input.
 #[derive(Debug)]
+// Events are nearly every item: boxing each was an allocation per record.
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
-    Event(Box<Event>),
-    /// Not a record: the line's place and why.
-    Unreadable {
-        file: u32,
-        line: u64,
-        why: String,
-        /// The start of the line, lossily decoded (for a human to look at).
-        excerpt: String,
-    },
+    Event(Event),
+    Unreadable(Unreadable),
+}
+
+/// Not a record: the line's place and why.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub file: u32,
+    pub line: u64,
+    pub why: String,
+    /// The start of the line, lossily decoded (for a human to look at).
+    pub excerpt: String,
+}
+
+/// The input as read: the records in log order, and the lines that are
+/// not records, each with the number of records before it. (Events stay
+/// in the vector they are read into: the replay's timeline refers to them
+/// there, so a million records are not moved once more.)
+#[derive(Debug, Default)]
+pub struct Read {
+    pub events: Vec<Event>,
+    pub unreadable: Vec<(usize, Unreadable)>,
+}
+
+impl Read {
+    pub fn push(&mut self, item: Item) {
+        match item {
+            Item::Event(ev) => self.events.push(ev),
+            Item::Unreadable(u) => self.unreadable.push((self.events.len(), u)),
+        }
+    }
+
+    /// Appends a chunk read after this, whose lines are numbered from 1
+    /// with `before` lines of the same file before it.
+    pub fn append(&mut self, mut chunk: Read, before: u64) {
+        for ev in &mut chunk.events {
+            ev.line += before;
+        }
+        let n = self.events.len();
+        self.unreadable
+            .extend(chunk.unreadable.into_iter().map(|(at, mut u)| {
+                u.line += before;
+                (at + n, u)
+            }));
+        self.events.append(&mut chunk.events);
+    }
+}
+
+impl From<Vec<Item>> for Read {
+    fn from(items: Vec<Item>) -> Read {
+        let mut r = Read::default();
+        for item in items {
+            r.push(item);
+        }
+        r
+    }
 }
 
 /// How many bytes of an unreadable line to show.
@@ -34,28 +82,42 @@ fn unreadable(file: u32, line: u64, why: impl Into<String>, bytes: &[u8]) -> Ite
     if bytes.len() > EXCERPT {
         excerpt.push('…');
     }
-    Item::Unreadable {
+    Item::Unreadable(Unreadable {
         file,
         line,
         why: why.into(),
         excerpt,
-    }
+    })
 }
 
+/// Parses one line; a kept stored line is a copy of it.
 pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item {
+    parse_line_in(file, line_no, line, keep_raw, true, &mut || Raw::copy(line))
+}
+
+/// [`parse_line`], with `raw` giving the stored line when it is kept; the
+/// fast path collects the paths only when `paths` (a `--path` filter).
+fn parse_line_in(
+    file: u32,
+    line_no: u64,
+    line: &[u8],
+    keep_raw: bool,
+    paths: bool,
+    raw: &mut dyn FnMut() -> Option<Raw>,
+) -> Item {
     // A fast-path record without a summary gets it from its line at
     // render time, so that line is kept even when the format does not
     // show it.
-    if let Some(mut ev) = crate::lite::parse(line) {
+    if let Some(mut ev) = crate::lite::parse(line, paths) {
         ev.file = file;
         ev.line = line_no;
         if !keep_raw && !ev.summary.is_empty() {
-            return Item::Event(Box::new(ev));
+            return Item::Event(ev);
         }
         // The parse accepted the line, so it is UTF-8.
-        ev.raw = std::str::from_utf8(line).ok().map(Box::from);
+        ev.raw = raw();
         if ev.raw.is_some() {
-            return Item::Event(Box::new(ev));
+            return Item::Event(ev);
         }
     }
     let json: Json = match serde_json::from_slice(line) {
@@ -75,112 +137,53 @@ pub fn parse_line(file: u32, line_no: u64, line: &[u8], keep_raw: bool) -> Item 
             line,
         );
     };
-    let mut ev = event::from_json(&json, seq, hash.to_string(), time_ns, kind.to_string());
+    let mut ev = event::from_json(&json, seq, hash, time_ns, kind.to_string());
     ev.file = file;
     ev.line = line_no;
     if keep_raw {
         // serde_json accepted the line, so it is UTF-8.
-        ev.raw = std::str::from_utf8(line).ok().map(Box::from);
+        ev.raw = raw();
     }
-    Item::Event(Box::new(ev))
+    Item::Event(ev)
 }
 
-/// Parses whole lines `data` (first one numbered `first_line`).
-fn parse_chunk(file: u32, first_line: u64, data: &[u8], keep_raw: bool) -> Vec<Item> {
-    let mut out = Vec::with_capacity(data.len() / 400 + 1);
+/// Parses one chunk of lines verify read (its lines numbered from 1, see
+/// [`Read::append`]). The stored lines kept are ranges of one shared copy of
+/// the chunk, made only if a record keeps its line. `paths`: see
+/// [`parse_line_in`].
+pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Read {
+    let file = u32::try_from(l.file).unwrap_or(u32::MAX);
+    let data = l.lines;
+    let mut shared: Option<Arc<[u8]>> = None;
+    let mut out = Read {
+        events: Vec::with_capacity(data.len() / 400 + 1),
+        unreadable: Vec::new(),
+    };
     let mut start = 0;
-    for (n, end) in memchr::memchr_iter(b'\n', data).enumerate() {
-        out.push(parse_line(
+    let mut lines = 0u64;
+    for end in memchr::memchr_iter(b'\n', data) {
+        lines += 1;
+        let mut raw = || {
+            let chunk = shared.get_or_insert_with(|| Arc::from(data)).clone();
+            Raw::range(chunk, start, end)
+        };
+        out.push(parse_line_in(
             file,
-            first_line + n as u64,
+            lines,
             &data[start..end],
             keep_raw,
+            paths,
+            &mut raw,
         ));
         start = end + 1;
     }
-    out
-}
-
-const CHUNK: usize = 1 << 20;
-
-/// Reads and parses `files` in order; `progress` gets the bytes done.
-pub fn read(files: &[PathBuf], keep_raw: bool, progress: &dyn Fn(u64)) -> Result<Vec<Item>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let mut items = Vec::new();
-    for (idx, path) in files.iter().enumerate() {
-        let file = u32::try_from(idx).unwrap_or(u32::MAX);
-        let data = fs::read(path).map_err(|source| Error::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let end = memchr::memrchr(b'\n', &data).map_or(0, |i| i + 1);
-        // Cut into chunks of whole lines, numbering their first lines.
-        let mut chunks = Vec::new();
-        let (mut start, mut line) = (0usize, 1u64);
-        while start < end {
-            let cut = if end - start <= CHUNK {
-                end
-            } else {
-                memchr::memchr(b'\n', &data[start + CHUNK..end])
-                    .map_or(end, |i| start + CHUNK + i + 1)
-            };
-            chunks.push((line, &data[start..cut]));
-            line += memchr::memchr_iter(b'\n', &data[start..cut]).count() as u64;
-            start = cut;
-        }
-        let parsed: Vec<Vec<Item>> = if workers > 1 && chunks.len() > 1 {
-            std::thread::scope(|s| {
-                let per = chunks.len().div_ceil(workers);
-                let handles: Vec<_> = chunks
-                    .chunks(per)
-                    .map(|group| {
-                        s.spawn(move || {
-                            group
-                                .iter()
-                                .map(|(l, d)| parse_chunk(file, *l, d, keep_raw))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| {
-                        // parse_line does not panic; should a worker ever
-                        // do, its lines are reported, not lost silently.
-                        h.join().unwrap_or_else(|_| {
-                            vec![vec![unreadable(
-                                file,
-                                0,
-                                "internal error parsing this file",
-                                b"",
-                            )]]
-                        })
-                    })
-                    .collect()
-            })
-        } else {
-            chunks
-                .iter()
-                .map(|(l, d)| parse_chunk(file, *l, d, keep_raw))
-                .collect()
-        };
-        for group in parsed {
-            items.extend(group);
-        }
-        if end < data.len() {
-            items.push(unreadable(
-                file,
-                line,
-                format!(
-                    "{} torn byte(s) after the last complete line",
-                    data.len() - end
-                ),
-                &data[end..],
-            ));
-        }
-        progress(data.len() as u64);
+    if let Some(tail) = l.tail {
+        out.push(unreadable(
+            file,
+            lines + 1,
+            format!("{} torn byte(s) after the last complete line", tail.len()),
+            tail,
+        ));
     }
-    Ok(items)
+    out
 }

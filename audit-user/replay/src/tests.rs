@@ -620,13 +620,13 @@ fn the_fast_path_reads_records_as_the_general_path_does() {
         m.insert("hash".into(), json!("ab"));
         let line = serde_json::to_vec(&m).unwrap();
         let kind = m["kind"].as_str().unwrap().to_string();
-        let mut slow = crate::event::from_json(&m, i as u64, "ab".into(), 5, kind);
-        if let Some(mut f) = crate::lite::parse(&line) {
+        let mut slow = crate::event::from_json(&m, i as u64, "ab", 5, kind);
+        if let Some(mut f) = crate::lite::parse(&line, true) {
             fast += 1;
             if ["exec", "fork", "exit", "open", "connect", "accept"].contains(&f.kind.as_str()) {
                 assert!(!f.summary.is_empty(), "made by the fast path: {r}");
             }
-            f.raw = Some(String::from_utf8(line.clone()).unwrap().into());
+            f.raw = crate::event::Raw::copy(&line);
             assert_eq!(f.summary(), slow.summary, "{r}");
             f.raw = None;
             slow.summary.clear();
@@ -637,6 +637,10 @@ fn the_fast_path_reads_records_as_the_general_path_does() {
     assert_eq!(fast, recs.len() - 3, "all but genesis, start and stop");
     // A mistyped field leaves the fast path (the general one copes).
     assert!(
-        crate::lite::parse(br#"{"seq":1,"time_ns":1,"kind":"open","hash":"x","path":5}"#).is_none()
+        crate::lite::parse(
+            br#"{"seq":1,"time_ns":1,"kind":"open","hash":"x","path":5}"#,
+            true
+        )
+        .is_none()
     );
 }

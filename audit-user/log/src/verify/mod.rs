@@ -475,7 +475,51 @@ pub fn parse_pubkey(text: &str) -> Result<(String, [u8; 32])> {
 
 /// Verifies in-memory segments, in order: (name, bytes).
 pub fn verify_segments(segments: &[(&str, &[u8])], opts: &Options) -> Result<Report> {
-    pipeline::run(pipeline::Source::Memory(segments), opts, |_| {})
+    pipeline::run(pipeline::Source::Memory(segments), opts, |_| {}, None)
+}
+
+/// A run of whole lines of one segment, as verify read it: shown to the
+/// caller of [`verify_inputs_tapped`], which reads the same records for
+/// its own purpose (replay) without reading and splitting the files again.
+#[derive(Clone, Copy, Debug)]
+pub struct Lines<'c> {
+    /// The segment's index in the inputs.
+    pub file: usize,
+    /// Whole lines, each with its `\n`.
+    pub lines: &'c [u8],
+    /// In the segment's last chunk, the bytes after its last newline (a
+    /// torn tail, or a line in flight), when there are any.
+    pub tail: Option<&'c [u8]>,
+}
+
+/// [`verify_inputs`], which also hands every chunk of lines it reads to
+/// `parse` (on verify's parser threads for big inputs: `parse` runs in
+/// parallel with itself and with the verification) and gives its results
+/// to `take` in log order, each with the number of lines of the same
+/// segment before the chunk (line `n` of a chunk is line `before + n` of
+/// its segment). No progress bar: `take` can drive the caller's own.
+pub fn verify_inputs_tapped<T: Send + 'static>(
+    inputs: &Inputs,
+    opts: &Options,
+    parse: &(dyn Fn(Lines<'_>) -> T + Sync),
+    take: &mut dyn FnMut(T, u64),
+) -> Result<Report> {
+    let parse_any = |l: Lines<'_>| -> Box<dyn std::any::Any + Send> { Box::new(parse(l)) };
+    let mut take_any = |t: Box<dyn std::any::Any + Send>, before: u64| {
+        // Every result is parse's, so of type T.
+        if let Ok(t) = t.downcast::<T>() {
+            take(*t, before);
+        }
+    };
+    let tap = pipeline::Tap {
+        parse: &parse_any,
+        take: &mut take_any,
+    };
+    let source = pipeline::Source::Files {
+        files: &inputs.files,
+        listed: &inputs.listed,
+    };
+    pipeline::run(source, &live_opts(inputs, opts), |_| {}, Some(tap))
 }
 
 pub(super) fn finish(engine: Engine) -> Report {
@@ -544,6 +588,11 @@ pub fn resolve_inputs(paths: &[PathBuf]) -> Result<Inputs> {
 /// Verifies what [`resolve_inputs`] found; the writer it found decides
 /// whether an unfinished last line is in flight.
 pub fn verify_inputs(inputs: &Inputs, opts: &Options) -> Result<Report> {
+    verify_files(&inputs.files, &inputs.listed, &live_opts(inputs, opts))
+}
+
+/// `opts` with `live` (and the lock note) as the store's writer says.
+fn live_opts(inputs: &Inputs, opts: &Options) -> Options {
     let mut opts = opts.clone();
     match &inputs.writer {
         lockfile::Writer::Live { .. } => opts.live = true,
@@ -555,7 +604,7 @@ pub fn verify_inputs(inputs: &Inputs, opts: &Options) -> Result<Report> {
         }
         lockfile::Writer::None => opts.live = false,
     }
-    verify_files(&inputs.files, &inputs.listed, &opts)
+    opts
 }
 
 /// Verifies files on disk, with a progress bar on a terminal for big logs.
@@ -579,11 +628,16 @@ fn verify_files(files: &[PathBuf], listed: &[bool], opts: &Options) -> Result<Re
         b
     });
     let source = pipeline::Source::Files { files, listed };
-    let report = pipeline::run(source, opts, |n| {
-        if let Some(b) = &bar {
-            b.inc(n);
-        }
-    });
+    let report = pipeline::run(
+        source,
+        opts,
+        |n| {
+            if let Some(b) = &bar {
+                b.inc(n);
+            }
+        },
+        None,
+    );
     if let Some(b) = bar {
         b.finish_and_clear();
     }

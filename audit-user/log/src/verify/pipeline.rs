@@ -10,6 +10,7 @@
 //! were a third of verify's time.
 
 use std::{
+    any::Any,
     collections::BTreeMap,
     fs::File,
     io::Read,
@@ -18,8 +19,8 @@ use std::{
 };
 
 use super::{
-    Item, ItemBody, Kind, Loc, Options, Report, Result, VerifyError, display_name, engine::Engine,
-    finish,
+    Item, ItemBody, Kind, Lines, Loc, Options, Report, Result, VerifyError, display_name,
+    engine::Engine, finish,
 };
 use super::{parse_anchor, parse_item};
 use crate::{lifecycle::Torn, merkle::sha256, segment};
@@ -151,9 +152,24 @@ impl Chunk<'_> {
     }
 }
 
+/// A caller's own reading of the chunks ([`super::verify_inputs_tapped`]):
+/// `parse` runs where the chunk is parsed, `take` gets its result in log
+/// order with the lines of the same file before the chunk.
+pub(super) struct Tap<'t> {
+    pub parse: &'t TapParse<'t>,
+    pub take: &'t mut dyn FnMut(Tapped, u64),
+}
+
+/// A tap's result for one chunk (of the caller's type).
+pub(super) type Tapped = Box<dyn Any + Send>;
+
+pub(super) type TapParse<'t> = dyn Fn(Lines<'_>) -> Tapped + Sync + 't;
+
 /// A chunk's items as a parser hands them back.
 struct Parsed {
     items: Vec<Item>,
+    /// What the tap's `parse` made of the chunk.
+    tapped: Option<Tapped>,
     /// Whole lines in the chunk.
     lines: u64,
     bytes: u64,
@@ -162,10 +178,19 @@ struct Parsed {
 }
 
 impl Chunk<'_> {
-    fn parsed(&self) -> Parsed {
+    fn parsed(&self, tap: Option<&TapParse<'_>>) -> Parsed {
         let (items, lines) = self.parse_or_unreadable();
+        let tapped = tap.map(|parse| {
+            let all = self.bytes();
+            parse(Lines {
+                file: self.file,
+                lines: &all[self.start..self.end],
+                tail: (self.last && self.end < all.len()).then(|| &all[self.end..]),
+            })
+        });
         Parsed {
             items,
+            tapped,
             lines,
             bytes: (self.end - self.start) as u64,
             file: self.file,
@@ -178,13 +203,14 @@ impl Chunk<'_> {
 /// their file and hands them to the engine. The lines before a chunk are
 /// only known once the earlier chunks are parsed (counting them ahead of
 /// time was a pass over every byte on the reader thread).
-struct Feed<'e, P> {
+struct Feed<'e, 't, P> {
     engine: &'e mut Engine,
     lines_before: u64,
     progress: P,
+    take: Option<&'t mut dyn FnMut(Tapped, u64)>,
 }
 
-impl<P: Fn(u64)> Feed<'_, P> {
+impl<P: Fn(u64)> Feed<'_, '_, P> {
     fn take(&mut self, p: Parsed) {
         while self.engine.files.len() <= p.file {
             self.engine.files.push(p.name.to_string());
@@ -193,6 +219,9 @@ impl<P: Fn(u64)> Feed<'_, P> {
         for mut item in p.items {
             item.loc.line += self.lines_before;
             self.engine.push(item);
+        }
+        if let (Some(take), Some(t)) = (self.take.as_mut(), p.tapped) {
+            take(t, self.lines_before);
         }
         self.lines_before += p.lines;
         (self.progress)(p.bytes);
@@ -353,17 +382,25 @@ fn produce<'a>(source: &Source<'a>, send: &mut dyn FnMut(Chunk<'a>) -> bool) -> 
 }
 
 /// Verifies `source`; `progress` gets the bytes done.
-pub(super) fn run(source: Source<'_>, opts: &Options, progress: impl Fn(u64)) -> Result<Report> {
+/// With a `tap`, its `parse` sees every chunk too.
+pub(super) fn run(
+    source: Source<'_>,
+    opts: &Options,
+    progress: impl Fn(u64),
+    tap: Option<Tap<'_>>,
+) -> Result<Report> {
     let anchor = opts.anchor.as_deref().map(parse_anchor).transpose()?;
     let mut engine = Engine::new(opts.clone(), anchor);
+    let (tap_parse, tap_take) = tap.map_or((None, None), |t| (Some(t.parse), Some(t.take)));
     let mut feed = Feed {
         engine: &mut engine,
         lines_before: 0,
         progress,
+        take: tap_take,
     };
     if !source.big() {
         produce(&source, &mut |chunk| {
-            feed.take(chunk.parsed());
+            feed.take(chunk.parsed(tap_parse));
             true
         })?;
         drop(feed);
@@ -386,7 +423,7 @@ pub(super) fn run(source: Source<'_>, opts: &Options, progress: impl Fn(u64)) ->
                         Err(_) => return,
                     };
                     let Ok((id, chunk)) = job else { return };
-                    if res_tx.send((id, chunk.parsed())).is_err() {
+                    if res_tx.send((id, chunk.parsed(tap_parse))).is_err() {
                         return;
                     }
                 }

@@ -373,3 +373,70 @@ fn files_read_in_pieces_verify_like_the_same_bytes_in_memory() {
         from_files.verdicts
     );
 }
+
+/// The tap sees every byte of every segment once, in log order, with the
+/// right line numbers, on both the small (one thread) and the big
+/// (parser threads) path; and verify says what it says without it.
+#[test]
+fn a_tapped_verify_hands_over_every_line_in_order() {
+    for events in [50, 30_000] {
+        let mut data = multi_epoch_log(events);
+        // One changed record (a verdict) and a torn tail.
+        let at = data.len() / 2;
+        let at = at + memchr::memmem::find(&data[at..], b"echo ").unwrap() + 5;
+        data[at] = if data[at] == b'7' { b'8' } else { b'7' };
+        data.extend_from_slice(b"{\"kind\":\"exi");
+        let cut = memchr::memrchr(b'\n', &data[..data.len() / 3]).unwrap() + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = [dir.path().join("seg-a.log"), dir.path().join("seg-b.log")];
+        std::fs::write(&paths[0], &data[..cut]).unwrap();
+        std::fs::write(&paths[1], &data[cut..]).unwrap();
+        let inputs = Inputs {
+            files: paths.to_vec(),
+            listed: vec![false, false],
+            writer: lockfile::Writer::None,
+        };
+        let opts = Options {
+            pubkey: Some(trust_root()),
+            ..Options::default()
+        };
+        // (file, lines before, the lines, the tail)
+        type Seen = (usize, u64, Vec<u8>, Option<Vec<u8>>);
+        let mut seen: Vec<Seen> = Vec::new();
+        let tapped = verify_inputs_tapped(
+            &inputs,
+            &opts,
+            &|l: Lines<'_>| (l.file, l.lines.to_vec(), l.tail.map(<[u8]>::to_vec)),
+            &mut |(file, lines, tail), before| seen.push((file, before, lines, tail)),
+        )
+        .unwrap();
+        let plain = verify_inputs(&inputs, &opts).unwrap();
+        assert_eq!(tapped.verdicts, plain.verdicts);
+        assert_eq!(tapped.summary.records, plain.summary.records);
+        assert!(!tapped.verdicts.is_empty());
+        if events > 50 {
+            assert!(seen.len() > 4, "{} chunks", seen.len());
+        }
+        for (file, want) in [(0, &data[..cut]), (1, &data[cut..])] {
+            let mut got = Vec::new();
+            let mut lines = 0u64;
+            for (f, before, l, tail) in &seen {
+                if *f != file {
+                    continue;
+                }
+                assert_eq!(*before, lines, "file {file}");
+                assert!(l.is_empty() || l.ends_with(b"\n"));
+                lines += memchr::memchr_iter(b'\n', l).count() as u64;
+                got.extend_from_slice(l);
+                if let Some(t) = tail {
+                    assert!(!t.is_empty());
+                    got.extend_from_slice(t);
+                }
+            }
+            assert_eq!(got, want, "file {file}");
+        }
+        // Files in order: every chunk of the first before the second's.
+        assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert_eq!(seen.iter().filter(|s| s.3.is_some()).count(), 1);
+    }
+}

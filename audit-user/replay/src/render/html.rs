@@ -333,10 +333,10 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     }
                     Trust::Signed => String::new(),
                 };
-                let record = ev.raw.as_deref().map_or(String::new(), |raw| {
+                let record = ev.raw.as_ref().map_or(String::new(), |raw| {
                     format!(
                         "<details><summary>record</summary><pre>{}</pre></details>",
-                        esc(&inert(raw))
+                        esc(&inert(raw.as_str()))
                     )
                 });
                 writeln!(

@@ -97,13 +97,13 @@ impl Write for Counted<'_> {
     }
 }
 
-/// Renders `entries` in parallel blocks (summaries are made from the
-/// stored lines here, which is most of the work), written in order.
-/// `f(index, entry, buffer)` appends one entry.
-pub fn par_render(
-    entries: &[crate::model::Entry],
+/// Renders `entries` (timeline entries, processes) in parallel blocks
+/// (summaries are made from the stored lines here, which is most of the
+/// work), written in order. `f(index, entry, buffer)` appends one entry.
+pub fn par_render<T: Sync>(
+    entries: &[T],
     out: &mut dyn Write,
-    f: impl Fn(usize, &crate::model::Entry, &mut String) + Sync,
+    f: impl Fn(usize, &T, &mut String) + Sync,
 ) -> io::Result<()> {
     const BLOCK: usize = 8192;
     let workers = std::thread::available_parallelism()

@@ -176,7 +176,7 @@ pub fn render(r: &Replay, out: &mut dyn Write) -> io::Result<()> {
                     pid,
                     comm,
                     ev.summary(),
-                    inert(ev.hash.get(..12).unwrap_or(&ev.hash))
+                    inert(ev.hash.get(..12).unwrap_or(ev.hash.as_str()))
                 );
             }
         }
