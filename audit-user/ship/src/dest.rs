@@ -180,21 +180,19 @@ impl Destination {
         } else {
             String::new()
         };
-        let hostport = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
+        // As the operator wrote it, less the secrets.
+        let base = url.split_once('?').map_or(url, |(b, _)| b);
         let (shown_url, id_key) = match scheme {
             Scheme::Webhook => {
                 let q = if query.is_empty() { "" } else { "?…" };
-                (
-                    format!("{scheme_text}://{hostport}{path}{q}"),
-                    url.to_string(),
-                )
+                (format!("{base}{q}"), url.to_string())
             }
             Scheme::Hec => {
-                let u = format!("{scheme_text}://{hostport}{target}");
+                let u = if query.is_empty() {
+                    base.to_string()
+                } else {
+                    format!("{base}?{query}")
+                };
                 (u.clone(), u)
             }
             _ => (url.to_string(), url.to_string()),
@@ -284,7 +282,7 @@ mod tests {
             (Scheme::Webhook, "hooks.example", 443, true)
         );
         assert_eq!(d.target, "/in/abc?key=s3cret&x=1");
-        assert_eq!(d.url, "https://hooks.example:443/in/abc?…");
+        assert_eq!(d.url, "https://hooks.example/in/abc?…");
         assert!(!format!("{d:?}").contains("s3cret"));
         let d = Destination::parse("http://127.0.0.1:8080").unwrap();
         assert_eq!((d.target.as_str(), d.tls), ("/", false));

@@ -298,6 +298,10 @@ impl Transport for Hec {
     }
 
     fn close(&mut self) {}
+
+    fn lazy(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

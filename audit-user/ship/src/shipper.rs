@@ -377,7 +377,11 @@ impl Destinationworker {
         while !self.stopped() {
             let ended = match transport::connect(&self.dest, &self.tcfg) {
                 Ok(mut t) => {
-                    if let Some((since, _)) = p.outage.take() {
+                    // A lazy transport (HTTP) has not reached anyone yet:
+                    // its outage ends with its first confirmation.
+                    if !t.lazy()
+                        && let Some((since, _)) = p.outage.take()
+                    {
                         self.resumed(&p, since);
                     }
                     p.reader.rewind(p.acked.clone());
@@ -485,6 +489,11 @@ impl Destinationworker {
                         }
                     }
                     p.confirmed_total += n as u64;
+                    if n > 0
+                        && let Some((since, _)) = p.outage.take()
+                    {
+                        self.resumed(p, since);
+                    }
                 }
                 Err(e) => return ended(e),
             }

@@ -45,6 +45,11 @@ pub trait Transport: Send {
     fn window(&self) -> usize;
     /// Ends the session politely (best effort).
     fn close(&mut self);
+    /// Whether connecting reached nobody yet (HTTP connects per request),
+    /// so a successful `connect` does not end an outage.
+    fn lazy(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -146,6 +146,10 @@ impl Transport for Webhook {
     }
 
     fn close(&mut self) {}
+
+    fn lazy(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]
