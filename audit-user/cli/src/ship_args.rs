@@ -43,7 +43,7 @@ pub struct ShipArgs {
     /// Longest wait between reconnection attempts, in ms.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub ship_backoff_max_ms: u64,
-    /// Webhook and HEC: most records in one request (HEC keeps up to 4
+    /// Webhook and HEC: most records in one request (HEC keeps up to 8
     /// requests unacknowledged).
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=50_000))]
     pub ship_batch: u64,

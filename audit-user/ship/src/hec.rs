@@ -36,7 +36,7 @@ use crate::{
 /// How often pending acks are asked for.
 const POLL_EVERY: Duration = Duration::from_millis(100);
 /// Unacknowledged batches at once.
-pub const BATCHES_IN_FLIGHT: usize = 4;
+pub const BATCHES_IN_FLIGHT: usize = 8;
 /// The environment variable a token may come from.
 pub const TOKEN_ENV: &str = "SANDBOX_AUDIT_HEC_TOKEN";
 

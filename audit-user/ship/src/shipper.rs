@@ -483,17 +483,17 @@ impl Destinationworker {
             };
             match t.confirmed(wait) {
                 Ok(n) => {
+                    if n > 0
+                        && let Some((since, _)) = p.outage.take()
+                    {
+                        self.resumed(p, since);
+                    }
                     for _ in 0..n {
                         if let Some((pos, _)) = p.in_flight.pop_front() {
                             p.acked = pos;
                         }
                     }
                     p.confirmed_total += n as u64;
-                    if n > 0
-                        && let Some((since, _)) = p.outage.take()
-                    {
-                        self.resumed(p, since);
-                    }
                 }
                 Err(e) => return ended(e),
             }
