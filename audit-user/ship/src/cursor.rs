@@ -85,6 +85,58 @@ impl Cursor {
         }))
     }
 
+    /// This destination's HEC channel (`channel` beside the cursor): a
+    /// random UUID made on first use and kept, so the receiver sees one
+    /// client across restarts.
+    pub fn channel(&self) -> Result<String, ShipError> {
+        let path = self.path.with_file_name("channel");
+        match fs::read_to_string(&path) {
+            Ok(t) => {
+                let t = t.trim();
+                if t.len() == 36 && t.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+                    return Ok(t.to_string());
+                }
+                return Err(ShipError::BadFile {
+                    path,
+                    why: "not a UUID".into(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(ShipError::io(&path, e)),
+        }
+        let mut b = [0u8; 16];
+        getrandom::fill(&mut b).map_err(|e| ShipError::BadFile {
+            path: path.clone(),
+            why: format!("no randomness for a channel id: {e}"),
+        })?;
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        let h = hex::encode(b);
+        let uuid = format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        );
+        let tmp = path.with_extension("tmp");
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(format!("{uuid}\n").as_bytes())?;
+            f.sync_data()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| ShipError::io(&path, e))?;
+        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        Ok(uuid)
+    }
+
     pub fn save(&self, origin: &str, dest: &str, pos: &Position) -> Result<(), ShipError> {
         let Some(h) = pos.last_hash else {
             return Ok(());
@@ -138,5 +190,8 @@ mod tests {
         fs::write(c.path(), "{").unwrap();
         let e = c.load("o").unwrap_err().to_string();
         assert!(e.contains("cursor") && e.contains("not JSON"), "{e}");
+        let ch = c.channel().unwrap();
+        assert_eq!((ch.len(), &ch[14..15]), (36, "4"));
+        assert_eq!(c.channel().unwrap(), ch, "the channel is kept");
     }
 }

@@ -18,6 +18,11 @@ pub enum ShipError {
     Chain { at: String, why: String },
     #[error("{dest}: {why}")]
     Transport { dest: String, why: String },
+    /// The destination refused what it was sent in a way resending will
+    /// not fix (an HTTP 4xx other than 408/429, a bad HEC token, indexer
+    /// acknowledgement disabled): shipping to it halts.
+    #[error("{dest}: {why} (a permanent error: shipping to this destination stops)")]
+    Rejected { dest: String, why: String },
     #[error("TLS setup: {0}")]
     Tls(String),
     #[error("{0}")]

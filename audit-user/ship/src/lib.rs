@@ -9,7 +9,8 @@
 //!
 //! Stages: [`dest`] parses `--ship URL`s, [`reader`] reads the store,
 //! [`cursor`] persists the position, [`syslog`] formats RFC 5424 messages,
-//! [`transport`] moves them (syslog over TCP or TLS, [`relp`]), [`shipper`]
+//! [`transport`] moves them (syslog over TCP or TLS, [`relp`], and over
+//! [`http`] the [`webhook`] NDJSON batches and Splunk [`hec`]), [`shipper`]
 //! runs the loop (backoff, outage records, status), [`anchor`] finds the
 //! newest checkpoint of a log in what a receiver stored, for `verify`.
 
@@ -17,12 +18,15 @@ pub mod anchor;
 pub mod cursor;
 pub mod dest;
 pub mod error;
+pub mod hec;
+pub mod http;
 pub mod reader;
 pub mod relp;
 pub mod shipper;
 pub mod syslog;
 pub mod tls;
 pub mod transport;
+pub mod webhook;
 
 pub use error::ShipError;
 pub use shipper::{ShipConfig, ShipSink, Shippers};

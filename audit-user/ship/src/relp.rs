@@ -18,6 +18,8 @@ use std::{
 use crate::{
     ShipError,
     dest::Destination,
+    reader::Stored,
+    syslog,
     transport::{Transport, transport_error},
 };
 
@@ -246,9 +248,14 @@ impl Relp {
 }
 
 impl Transport for Relp {
-    fn send(&mut self, msg: &[u8]) -> Result<(), ShipError> {
+    fn send(&mut self, rec: &Stored, origin: &str, host: &str) -> Result<(), ShipError> {
         let t = self.take_txnr();
-        encode(t, "syslog", msg, &mut self.out);
+        encode(
+            t,
+            "syslog",
+            &syslog::message(rec, origin, host),
+            &mut self.out,
+        );
         self.unacked.push_back(t);
         Ok(())
     }

@@ -57,6 +57,14 @@ pub struct ShipConfig {
     /// At the end of a session, how long to wait for destinations to catch up.
     pub drain: Duration,
     pub connect_timeout: Duration,
+    /// Webhook and HEC: records per request, and one request's deadline.
+    pub http_batch: usize,
+    pub http_timeout: Duration,
+    /// HEC: how long a batch may wait for its indexer acknowledgement
+    /// before it is taken as lost and sent again.
+    pub ack_timeout: Duration,
+    /// HEC: a file holding the token, for URLs without `token=`.
+    pub hec_token_file: Option<PathBuf>,
 }
 
 impl ShipConfig {
@@ -71,6 +79,10 @@ impl ShipConfig {
             backoff_max: Duration::from_secs(10),
             drain: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
+            http_batch: 500,
+            http_timeout: Duration::from_secs(10),
+            ack_timeout: Duration::from_secs(60),
+            hec_token_file: None,
         }
     }
 }
@@ -103,12 +115,17 @@ impl Shippers {
     /// Checks every destination (URL, TLS files) and starts one thread each.
     /// Errors here come before capture starts.
     pub fn start(cfg: ShipConfig) -> Result<Shippers, ShipError> {
-        let dests = cfg
+        let mut dests = cfg
             .destinations
             .iter()
             .map(|u| Destination::parse(u))
             .collect::<Result<Vec<_>, _>>()?;
-        let tls = if dests.iter().any(|d| d.scheme == Scheme::SyslogTls) {
+        for d in dests.iter_mut().filter(|d| d.scheme == Scheme::Hec) {
+            if d.token.is_none() {
+                d.token = Some(hec_token(&cfg, d)?);
+            }
+        }
+        let tls = if dests.iter().any(|d| d.tls) {
             Some(tls::client_config(&cfg.tls)?)
         } else {
             None
@@ -128,17 +145,26 @@ impl Shippers {
             connect_timeout: cfg.connect_timeout,
             settle: cfg.settle,
             relp_window: cfg.relp_window,
+            http_batch: cfg.http_batch,
+            http_timeout: cfg.http_timeout,
+            ack_timeout: cfg.ack_timeout,
+            hec_channel: None,
         };
         let mut workers = Vec::new();
         for d in dests {
             let idle = Arc::new(AtomicBool::new(false));
             let state = cfg.state_dir.join(d.id());
+            let cursor = Cursor::open(&state)?;
+            let mut tcfg = tcfg.clone();
+            if d.scheme == Scheme::Hec {
+                tcfg.hec_channel = Some(cursor.channel()?);
+            }
             let w = Destinationworker {
-                cursor: Cursor::open(&state)?,
+                cursor,
                 status: state.join("status.json"),
                 dest: d.clone(),
                 log_dir: cfg.log_dir.clone(),
-                tcfg: tcfg.clone(),
+                tcfg,
                 shared: shared.clone(),
                 notes: tx.clone(),
                 idle: idle.clone(),
@@ -257,6 +283,44 @@ enum Ended {
     Halted(ShipError),
 }
 
+/// A refusal that resending cannot fix halts the destination; anything
+/// else is retried.
+fn ended(e: ShipError) -> Ended {
+    match e {
+        ShipError::Rejected { .. } => Ended::Halted(e),
+        e => Ended::Broken(e),
+    }
+}
+
+/// The HEC token of a URL without `token=`: `--ship-hec-token-file`, else
+/// the environment.
+fn hec_token(cfg: &ShipConfig, d: &Destination) -> Result<String, ShipError> {
+    let bad = |why: String| ShipError::BadUrl {
+        url: d.url.clone(),
+        why,
+    };
+    let token = if let Some(f) = &cfg.hec_token_file {
+        let t = fs::read_to_string(f).map_err(|e| ShipError::io(f, e))?;
+        let t = t.trim().to_string();
+        crate::dest::check_token(&t).map_err(|why| ShipError::BadFile {
+            path: f.clone(),
+            why,
+        })?;
+        t
+    } else if let Ok(t) = std::env::var(crate::hec::TOKEN_ENV) {
+        let t = t.trim().to_string();
+        crate::dest::check_token(&t)
+            .map_err(|why| bad(format!("{}: {why}", crate::hec::TOKEN_ENV)))?;
+        t
+    } else {
+        return Err(bad(format!(
+            "an HEC destination needs a token: `?token=` in the URL, --ship-hec-token-file, or ${}",
+            crate::hec::TOKEN_ENV
+        )));
+    };
+    Ok(token)
+}
+
 /// State kept across sessions of one destination.
 struct Progress {
     origin: String,
@@ -313,7 +377,11 @@ impl Destinationworker {
         while !self.stopped() {
             let ended = match transport::connect(&self.dest, &self.tcfg) {
                 Ok(mut t) => {
-                    if let Some((since, _)) = p.outage.take() {
+                    // A lazy transport (HTTP) has not reached anyone yet:
+                    // its outage ends with its first confirmation.
+                    if !t.lazy()
+                        && let Some((since, _)) = p.outage.take()
+                    {
                         self.resumed(&p, since);
                     }
                     p.reader.rewind(p.acked.clone());
@@ -326,7 +394,7 @@ impl Destinationworker {
                     t.close();
                     e
                 }
-                Err(e) => Ended::Broken(e),
+                Err(e) => ended(e),
             };
             match ended {
                 Ended::Stopped => break,
@@ -396,9 +464,8 @@ impl Destinationworker {
                     Err(e) => return Ended::Broken(e),
                 };
                 for r in recs {
-                    let msg = syslog::message(&r, &p.origin, &p.host);
-                    if let Err(e) = t.send(&msg) {
-                        return Ended::Broken(e);
+                    if let Err(e) = t.send(&r, &p.origin, &p.host) {
+                        return ended(e);
                     }
                     p.in_flight.push_back((r.after, r.time_ns));
                     sent += 1;
@@ -406,7 +473,7 @@ impl Destinationworker {
                 if sent > 0
                     && let Err(e) = t.flush()
                 {
-                    return Ended::Broken(e);
+                    return ended(e);
                 }
             }
             let wait = if sent > 0 && room > sent {
@@ -416,6 +483,11 @@ impl Destinationworker {
             };
             match t.confirmed(wait) {
                 Ok(n) => {
+                    if n > 0
+                        && let Some((since, _)) = p.outage.take()
+                    {
+                        self.resumed(p, since);
+                    }
                     for _ in 0..n {
                         if let Some((pos, _)) = p.in_flight.pop_front() {
                             p.acked = pos;
@@ -423,7 +495,7 @@ impl Destinationworker {
                     }
                     p.confirmed_total += n as u64;
                 }
-                Err(e) => return Ended::Broken(e),
+                Err(e) => return ended(e),
             }
             if p.last_save.elapsed() >= Duration::from_millis(100) {
                 self.save(p);

@@ -1,4 +1,4 @@
-//! rustls client setup for `syslog+tls`: the CA that must have issued the
+//! rustls client setup for `syslog+tls`, `https` and `hec+https`: the CA that must have issued the
 //! receiver's certificate (`--ship-ca`; there are no built-in roots, an
 //! audit trail goes where the operator says), an optional client
 //! certificate and key, and the name the certificate must carry (the URL's
@@ -36,7 +36,9 @@ fn certs(path: &PathBuf, what: &str) -> Result<Vec<CertificateDer<'static>>, Shi
 pub fn client_config(f: &TlsFiles) -> Result<Arc<ClientConfig>, ShipError> {
     let ca = f.ca.as_ref().ok_or_else(|| {
         ShipError::Tls(
-            "syslog+tls needs --ship-ca FILE (the CA of the receiver's certificate)".into(),
+            "syslog+tls, https and hec+https need --ship-ca FILE (the CA of the receiver's \
+             certificate; there are no built-in roots)"
+                .into(),
         )
     })?;
     let mut roots = RootCertStore::empty();

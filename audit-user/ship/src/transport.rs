@@ -24,13 +24,18 @@ use rustls::{ClientConfig, ClientConnection};
 use crate::{
     ShipError,
     dest::{Destination, Scheme},
+    hec::Hec,
+    http::Client,
+    reader::Stored,
     relp::Relp,
     syslog, tls,
+    webhook::Webhook,
 };
 
 pub trait Transport: Send {
-    /// Queues one message (a formatted record).
-    fn send(&mut self, msg: &[u8]) -> Result<(), ShipError>;
+    /// Queues one record (formatted the transport's way) of the log
+    /// `origin`, written on `host`.
+    fn send(&mut self, rec: &Stored, origin: &str, host: &str) -> Result<(), ShipError>;
     /// Pushes queued messages onto the network.
     fn flush(&mut self) -> Result<(), ShipError>;
     /// How many more sent messages (in send order) the destination now has;
@@ -40,6 +45,11 @@ pub trait Transport: Send {
     fn window(&self) -> usize;
     /// Ends the session politely (best effort).
     fn close(&mut self);
+    /// Whether connecting reached nobody yet (HTTP connects per request),
+    /// so a successful `connect` does not end an outage.
+    fn lazy(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -49,6 +59,13 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     pub settle: Duration,
     pub relp_window: usize,
+    /// HTTP: records per request, and the deadline of one request.
+    pub http_batch: usize,
+    pub http_timeout: Duration,
+    /// HEC: how long a batch may wait for its indexer acknowledgement.
+    pub ack_timeout: Duration,
+    /// HEC: this destination's channel (set per destination).
+    pub hec_channel: Option<String>,
 }
 
 pub fn transport_error(dest: &Destination, why: impl std::fmt::Display) -> ShipError {
@@ -121,6 +138,42 @@ pub fn connect(dest: &Destination, cfg: &TransportConfig) -> Result<Box<dyn Tran
             cfg.relp_window,
             cfg.connect_timeout,
         )?)),
+        // HTTP connects per request: nothing to open here.
+        Scheme::Webhook | Scheme::Hec => {
+            let client = Client {
+                dest: dest.clone(),
+                tls: if dest.tls {
+                    Some(
+                        cfg.tls
+                            .clone()
+                            .ok_or_else(|| transport_error(dest, "no TLS configuration"))?,
+                    )
+                } else {
+                    None
+                },
+                server_name: cfg.server_name.clone(),
+                connect_timeout: cfg.connect_timeout,
+                timeout: cfg.http_timeout,
+            };
+            if dest.scheme == Scheme::Webhook {
+                return Ok(Box::new(Webhook::new(client, cfg.http_batch)));
+            }
+            let token = dest
+                .token
+                .clone()
+                .ok_or_else(|| transport_error(dest, "no HEC token"))?;
+            let channel = cfg
+                .hec_channel
+                .clone()
+                .ok_or_else(|| transport_error(dest, "no HEC channel"))?;
+            Ok(Box::new(Hec::new(
+                client,
+                token,
+                channel,
+                cfg.http_batch,
+                cfg.ack_timeout,
+            )))
+        }
     }
 }
 
@@ -207,7 +260,8 @@ impl SyslogStream {
 }
 
 impl Transport for SyslogStream {
-    fn send(&mut self, msg: &[u8]) -> Result<(), ShipError> {
+    fn send(&mut self, rec: &Stored, origin: &str, host: &str) -> Result<(), ShipError> {
+        let msg = &syslog::message(rec, origin, host);
         match &mut self.conn {
             Conn::Plain(_) => syslog::frame(msg, &mut self.buf),
             Conn::Tls(c, _) => {
