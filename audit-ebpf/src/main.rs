@@ -6,6 +6,7 @@
 
 #[cfg(target_arch = "bpf")]
 mod argdata;
+#[cfg(target_arch = "bpf")]
 mod bound;
 #[cfg(target_arch = "bpf")]
 mod compat;
