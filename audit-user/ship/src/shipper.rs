@@ -500,7 +500,11 @@ impl Destinationworker {
             if p.last_save.elapsed() >= Duration::from_millis(100) {
                 self.save(p);
             }
-            let idle = finishing && sent == 0 && p.in_flight.is_empty();
+            // Idle only when a read with room in the window found nothing
+            // more: with the window full nothing was read, and the acks
+            // that just emptied it say nothing about the records behind
+            // it (that case ended the exit drain with records unsent).
+            let idle = finishing && room > 0 && sent == 0 && p.in_flight.is_empty();
             if idle {
                 self.save(p);
             }
