@@ -120,20 +120,7 @@ impl Cursor {
             &h[16..20],
             &h[20..]
         );
-        let tmp = path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(format!("{uuid}\n").as_bytes())?;
-            f.sync_data()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| ShipError::io(&path, e))?;
-        sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        write_durably(&path, &format!("{uuid}\n"))?;
         Ok(uuid)
     }
 
@@ -150,21 +137,28 @@ impl Cursor {
             "offset": pos.offset,
             "line_start": pos.line_start,
         });
-        let tmp = self.path.with_extension("tmp");
-        let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(format!("{v}\n").as_bytes())?;
-            f.sync_data()?;
-            fs::rename(&tmp, &self.path)
-        };
-        write().map_err(|e| ShipError::io(&self.path, e))?;
-        sync_dir(self.path.parent().unwrap_or(Path::new(".")))
+        write_durably(&self.path, &format!("{v}\n"))
     }
+}
+
+/// Replaces `path` with `text` so that a crash leaves the old or the new
+/// content, never a mix: a private temporary file, fsynced, renamed over
+/// it, and the directory fsynced.
+fn write_durably(path: &Path, text: &str) -> Result<(), ShipError> {
+    let tmp = path.with_extension("tmp");
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_data()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| ShipError::io(path, e))?;
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 #[cfg(test)]
