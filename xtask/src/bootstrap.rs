@@ -37,6 +37,7 @@ fn run_all() -> Result<()> {
     bpf_linker()?;
     cargo_fuzz()?;
     kernel_mounts()?;
+    crate::vm::fetch_kernels().context("fetching the VM test kernels")?;
     eprintln!("bootstrap: ready in {:.1}s", t.elapsed().as_secs_f64());
     Ok(())
 }

@@ -8,7 +8,9 @@
 //! time budget); /init runs the runner, which prints `VMTEST PASS|FAIL`
 //! lines on the serial console.
 //!
-//! Kernel packages, extracted kernels, and the initramfs live under
+//! The extracted kernels are machine state, like the apt packages: `cargo
+//! xtask bootstrap` downloads them once into /var/cache/sandbox-audit/, so a
+//! fresh clone's test run fetches nothing. The initramfs lives under
 //! target/vm/ so that a second run only rebuilds what changed.
 
 use std::{
@@ -64,6 +66,21 @@ pub struct KernelResult {
 
 fn vm_dir() -> PathBuf {
     root().join("target/vm")
+}
+
+/// Where bootstrap keeps the matrix's extracted kernels (outside any clone).
+const KERNEL_CACHE: &str = "/var/cache/sandbox-audit/vm-kernels";
+
+/// Bootstrap's step: every kernel of the matrix extracted into the cache
+/// (a no-op when they already are).
+pub fn fetch_kernels() -> Result<()> {
+    let mut packages: Vec<String> = matrix()?.into_iter().map(|k| k.package).collect();
+    packages.sort();
+    packages.dedup();
+    for p in packages {
+        vmlinux(&p)?;
+    }
+    Ok(())
 }
 
 /// `cargo xtask vm-test`: boots the matrix and fails unless every check passed.
@@ -164,9 +181,7 @@ fn check_tools() -> Result<()> {
 /// The kernels to boot: Debian 6.1 with and without BPF LSM, and the newest
 /// Debian kernel the configured package lists offer.
 fn matrix() -> Result<Vec<Kernel>> {
-    let names = output(Command::new("apt-cache").args(["pkgnames", "linux-image-"]))
-        .context("apt-cache pkgnames failed")?;
-    let images = kernel_packages(&names);
+    let images = kernel_packages(&kernel_pkgnames()?);
     let newest_61 = images
         .iter()
         .filter(|(v, _)| v.starts_with(&[6, 1, 0]))
@@ -216,6 +231,26 @@ fn matrix() -> Result<Vec<Kernel>> {
     Ok(out)
 }
 
+/// The kernel image package names apt knows. `apt-cache` takes seconds, so
+/// its answer is kept beside the kernels and reused until the package lists
+/// change (apt replaces list files, which moves the lists directory's mtime).
+fn kernel_pkgnames() -> Result<String> {
+    let cached = Path::new(KERNEL_CACHE).join("pkgnames");
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(c), Some(l)) = (mtime(&cached), mtime(Path::new("/var/lib/apt/lists"))) {
+        if c >= l {
+            if let Ok(names) = fs::read_to_string(&cached) {
+                return Ok(names);
+            }
+        }
+    }
+    let names = output(Command::new("apt-cache").args(["pkgnames", "linux-image-"]))
+        .context("apt-cache pkgnames failed")?;
+    // Only a speed-up: a cache that cannot be written is asked again next time.
+    let _ = fs::create_dir_all(KERNEL_CACHE).and_then(|()| fs::write(&cached, &names));
+    Ok(names)
+}
+
 /// `linux-image-<version>-amd64-unsigned` packages with their version as
 /// numbers (6.1.0-57 → [6,1,0,57]; 6.12.117+deb12 → [6,12,117,12]).
 fn kernel_packages(pkgnames: &str) -> Vec<(Vec<u64>, String)> {
@@ -243,15 +278,16 @@ fn kernel_packages(pkgnames: &str) -> Vec<(Vec<u64>, String)> {
         .collect()
 }
 
-/// The uncompressed kernel of `package`, downloaded and extracted once.
+/// The uncompressed kernel of `package`, downloaded and extracted once
+/// (normally by bootstrap; a bare `vm-test` fetches what is missing).
 fn vmlinux(package: &str) -> Result<PathBuf> {
-    let dir = vm_dir().join("kernels").join(package);
+    let dir = Path::new(KERNEL_CACHE).join(package);
     let out = dir.join("vmlinux");
     if out.exists() {
         return Ok(out);
     }
     fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    eprintln!("vm-test: downloading {package}");
+    eprintln!("vm kernels: downloading {package}");
     let status = Command::new("apt-get")
         .args(["download", "-q", package])
         .current_dir(&dir)
