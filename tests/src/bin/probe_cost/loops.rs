@@ -106,7 +106,10 @@ fn connect(n: u64, t: Instant) -> u64 {
         let mut len = std::mem::size_of::<libc::sockaddr_in>() as u32;
         let p = (&mut addr as *mut libc::sockaddr_in).cast();
         if libc::bind(hold, p, len) != 0 || libc::getsockname(hold, p, &mut len) != 0 {
-            eprintln!("probe_cost: binding a loopback port: {}", std::io::Error::last_os_error());
+            eprintln!(
+                "probe_cost: binding a loopback port: {}",
+                std::io::Error::last_os_error()
+            );
             std::process::exit(2);
         }
         (hold, addr)

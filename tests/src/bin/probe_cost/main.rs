@@ -121,7 +121,10 @@ fn probes_round(cg: &TestCgroup, path: SyscallPath, r: &mut Results) -> Result<(
     };
     let mut capture = Drain::start(Scope::Cgroup(cg.target.clone()), &opts)?;
     if capture.probes().syscall_path != Some(path) {
-        bail!("asked for {path:?}, got {:?}", capture.probes().syscall_path);
+        bail!(
+            "asked for {path:?}, got {:?}",
+            capture.probes().syscall_path
+        );
     }
     let config = match path {
         SyscallPath::Dispatch => "dispatch",
@@ -207,7 +210,11 @@ fn main() -> Result<()> {
     };
     let mut result = Ok(());
     for round in 0..rounds {
-        eprintln!("probe_cost: round {}/{rounds} (load {})", round + 1, loadavg());
+        eprintln!(
+            "probe_cost: round {}/{rounds} (load {})",
+            round + 1,
+            loadavg()
+        );
         for &(_, what, n) in LOOPS {
             let ns = measure(what, n, None, None)?;
             let c = r.cell("bare", what);
@@ -272,9 +279,17 @@ fn main() -> Result<()> {
         println!(
             "- {name}, default path: outside {:.0}% slower than bare (goal ≤ 8%: {}), inside {:.0}% slower (goal ≤ 35%: {}), {} lost.",
             slow(c.outside),
-            if slow(c.outside) <= 8.0 { "met" } else { "missed" },
+            if slow(c.outside) <= 8.0 {
+                "met"
+            } else {
+                "missed"
+            },
             slow(c.inside),
-            if slow(c.inside) <= 35.0 { "met" } else { "missed" },
+            if slow(c.inside) <= 35.0 {
+                "met"
+            } else {
+                "missed"
+            },
             c.lost
         );
     }
