@@ -6,7 +6,9 @@ pub fn section(table: &str) -> String {
         "\n## What the probes cost the audited machine\n\n\
          A child process loops over syscalls the probes audit (`openat` + `close` of /dev/null;\n\
          `fork` + `execve` of /bin/true + `wait`; `socket` + `connect` to a refused loopback port +\n\
-         `close`) or one they do not (`getppid`), for up to 0.5 s each: bare (no probes), then with\n\
+         `close`) or one they do not (`getppid`) for up to 0.3 s, timed in chunks (128 opens, 4\n\
+         fork+execs, 16 connects, 1024 getppids; the fastest chunk counts, as the machine is\n\
+         shared): bare (no probes), then with\n\
          all families attached on each syscall path — the raw `sys_enter`/`sys_exit` dispatcher\n\
          (the default) and the `syscalls:*` tracepoints (the fallback, the path before the\n\
          dispatcher) — with the process outside the audited cgroup, then inside it while the\n\
