@@ -189,9 +189,6 @@ impl Probes {
                 Some(_) => gaps::write_compat_specs(&mut ebpf, &opts.families)?,
                 None => unavailable_syscalls.push("compat (ia32/x32) syscalls"),
             }
-            if path == SyscallPath::Tracepoints {
-                attach_syscall_tracepoints(&mut ebpf, &opts.families)?;
-            }
             if compat.is_some() {
                 // Native and compat syscalls (Dispatch), or compat only.
                 for (prog, tp) in [
@@ -314,8 +311,9 @@ fn present_syscalls(
     Ok((present, absent))
 }
 
-/// Writes the spec of every audited syscall this kernel has. Returns the
-/// ones it lacks.
+/// Writes the spec of every audited syscall this kernel has, and on the
+/// fallback path attaches the generic enter/exit programs to their
+/// tracepoints. Returns the syscalls this kernel lacks.
 fn write_specs(
     ebpf: &mut Ebpf,
     families: &[Family],
@@ -326,7 +324,7 @@ fn write_specs(
     }
     let (present, absent) = present_syscalls(families)?;
     let mut specs: Array<_, SyscallSpec> = typed_map(ebpf, "SPECS")?;
-    for def in present {
+    for def in &present {
         let nr = u32::try_from(def.nr).ok().filter(|&n| n < MAX_SYSCALL_NR);
         let nr = nr.ok_or(LoadError::SyscallNumber {
             name: def.name,
@@ -339,13 +337,15 @@ fn write_specs(
                 source: Box::new(source),
             })?;
     }
+    if path == SyscallPath::Tracepoints {
+        attach_syscall_tracepoints(ebpf, &present)?;
+    }
     Ok(absent)
 }
 
 /// The fallback path: the generic enter/exit programs on the tracepoints of
 /// every audited syscall.
-fn attach_syscall_tracepoints(ebpf: &mut Ebpf, families: &[Family]) -> Result<()> {
-    let (present, _) = present_syscalls(families)?;
+fn attach_syscall_tracepoints(ebpf: &mut Ebpf, present: &[&syscalls::SyscallDef]) -> Result<()> {
     for (prog, prefix) in [("sys_enter", "sys_enter_"), ("sys_exit", "sys_exit_")] {
         let events: Vec<String> = present
             .iter()
