@@ -1,33 +1,23 @@
 //! Compat syscalls (ia32 via `int $0x80`/sysenter, x32): the syscalls:*
-//! tracepoints ignore them on x86, so raw sys_enter/sys_exit see every
-//! syscall and let only compat ones of in-scope tasks through. The compat
-//! check comes first: it costs one read of the task's thread_info status
-//! (TS_COMPAT, set by the ia32 entry for the syscall's duration) or a bit
-//! test (x32), and almost every syscall stops there.
+//! tracepoints ignore them on x86, so only the raw sys_enter/sys_exit
+//! dispatcher (`dispatch`) sees them. The compat check costs one read of the
+//! task's thread_info status (TS_COMPAT, set by the ia32 entry for the
+//! syscall's duration) or a bit test (x32).
 
-use audit_common::syscall::{
-    CompatConfig, SOCKETCALL_CALLS, SyscallSpec, X32_SYSCALL_BIT, event_flags,
-};
-use aya_ebpf::{
-    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
-    macros::raw_tracepoint,
-    programs::RawTracePointContext,
-};
+use audit_common::syscall::{CompatConfig, SOCKETCALL_CALLS, X32_SYSCALL_BIT, event_flags};
+use aya_ebpf::helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user};
 
 use crate::{
     globals::{self, COMPAT},
-    maps::PENDING,
     scope::in_scope,
-    syscalls::{enter, exit, spec_for},
+    syscalls::{enter, spec_for},
     task::{current_task, read_at},
 };
 
 /// The current syscall's compat ABI bit, or 0 for a native syscall.
 #[inline(always)]
-fn compat_abi(id: u64) -> u32 {
-    let off = globals::get(&COMPAT.task_ti_status);
-    let status: u32 = read_at(current_task(), off).unwrap_or(0);
-    if status & globals::get(&COMPAT.ts_compat) != 0 {
+pub fn compat_abi(id: u64) -> u32 {
+    if is_ia32() {
         event_flags::ABI_IA32
     } else if id & X32_SYSCALL_BIT != 0 {
         event_flags::ABI_X32
@@ -36,24 +26,29 @@ fn compat_abi(id: u64) -> u32 {
     }
 }
 
+/// Is the current syscall an ia32 one? TS_COMPAT is still set at exit
+/// (cleared on the way back to user mode).
 #[inline(always)]
-fn reg(regs: u64, off: u32) -> u64 {
+pub fn is_ia32() -> bool {
+    let off = globals::get(&COMPAT.task_ti_status);
+    let status: u32 = read_at(current_task(), off).unwrap_or(0);
+    status & globals::get(&COMPAT.ts_compat) != 0
+}
+
+/// Register `off` of a `struct pt_regs`.
+#[inline(always)]
+pub fn reg(regs: u64, off: u32) -> u64 {
     read_at::<u64>(regs, off).unwrap_or(0)
 }
 
-/// sys_enter(struct pt_regs *regs, long id)
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
-    let id: u64 = ctx.arg(1);
-    let abi = compat_abi(id);
-    if abi == 0 {
-        return 0;
-    }
+/// Entry of compat syscall `id` (of ABI `abi`, not 0) with registers `regs`:
+/// the scope, then the arguments (socketcall unpacked), then the spec.
+#[inline(always)]
+pub fn compat_enter(regs: u64, id: u64, abi: u32) {
     let pid_tgid = bpf_get_current_pid_tgid();
     if !in_scope((pid_tgid >> 32) as u32) {
-        return 0;
+        return;
     }
-    let regs: u64 = ctx.arg(0);
     let c: &CompatConfig = &COMPAT;
     let mut args = [0u64; 6];
     let mut nr = id & !X32_SYSCALL_BIT;
@@ -94,37 +89,14 @@ pub fn compat_sys_enter(ctx: RawTracePointContext) -> i32 {
         }
     }
     let Some(spec) = spec_for(nr as i32, abi) else {
-        return 0;
+        return;
     };
-    let spec: &SyscallSpec = spec;
     enter(pid_tgid, nr as u32, abi, spec, args);
-    0
 }
 
-/// sys_exit(struct pt_regs *regs, long ret)
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn compat_sys_exit(ctx: RawTracePointContext) -> i32 {
-    // TS_COMPAT is still set at exit (cleared on the way to user mode), and
-    // the pending entry is only there for an in-scope compat syscall — so a
-    // task that left the scope during the syscall is still recorded.
-    let off = globals::get(&COMPAT.task_ti_status);
-    let status: u32 = read_at(current_task(), off).unwrap_or(0);
-    if status & globals::get(&COMPAT.ts_compat) == 0 {
-        let regs: u64 = ctx.arg(0);
-        if reg(regs, globals::get(&COMPAT.regs_orig_ax)) & X32_SYSCALL_BIT == 0 {
-            return 0;
-        }
-    }
-    let pid_tgid = bpf_get_current_pid_tgid();
-    let Some(pending) = (unsafe { PENDING.get(&pid_tgid) }) else {
-        return 0;
-    };
-    let p = *pending;
-    if p.abi == 0 {
-        return 0;
-    }
-    let _ = PENDING.remove(&pid_tgid);
-    let ret: i64 = ctx.arg(1);
-    exit(pid_tgid, &p, ret);
-    0
+/// At sys_exit: is the returning syscall a compat one? (x32: the number
+/// bit in `orig_ax`.)
+#[inline(always)]
+pub fn exiting_compat(regs: u64) -> bool {
+    is_ia32() || reg(regs, globals::get(&COMPAT.regs_orig_ax)) & X32_SYSCALL_BIT != 0
 }

@@ -11,6 +11,8 @@ mod bound;
 #[cfg(target_arch = "bpf")]
 mod compat;
 #[cfg(target_arch = "bpf")]
+mod dispatch;
+#[cfg(target_arch = "bpf")]
 mod emit;
 #[cfg(target_arch = "bpf")]
 mod globals;

@@ -1,8 +1,10 @@
-//! The generic syscall probes: `sys_enter` and `sys_exit` are attached to the
-//! `syscalls:sys_enter_*` / `sys_exit_*` tracepoints of every audited syscall
-//! (narrow tracepoints, not raw sys_enter for everything). Enter saves the
-//! arguments per thread; exit pairs them with the result and captures what
-//! the loader's [`SyscallSpec`] asks for.
+//! The generic syscall logic: [`enter`] saves the arguments per thread;
+//! [`exit`] pairs them with the result and captures what the loader's
+//! [`SyscallSpec`] asks for. Two entry styles call them: the raw
+//! sys_enter/sys_exit dispatcher (`dispatch`, the default, native and
+//! compat syscalls), and — the fallback when the dispatcher cannot read
+//! `pt_regs` — `sys_enter`/`sys_exit` here, attached to the
+//! `syscalls:sys_enter_*` / `sys_exit_*` tracepoints of every audited syscall.
 
 use core::ffi::c_void;
 
@@ -310,7 +312,7 @@ pub fn sys_exit(ctx: TracePointContext) -> u32 {
     };
     let p = *pending;
     if p.abi != 0 {
-        // A compat syscall's entry: its exit comes through raw sys_exit.
+        // A compat syscall's entry: its exit comes through the dispatcher.
         return 0;
     }
     let _ = PENDING.remove(&pid_tgid);

@@ -133,22 +133,7 @@ fn probe_cost() -> Result<String> {
     }
     let table = String::from_utf8(out.stdout).context("probe_cost output")?;
     print!("{table}");
-    Ok(format!(
-        "\n## What the probes cost the audited machine\n\n\
-         A child process loops over a syscall pair the probes audit (`openat` + `close` of\n\
-         /dev/null) or one they do not (`getppid`), first with no probes loaded (baseline), then\n\
-         with all families attached and the process outside the audited cgroup, then inside it\n\
-         while the capture drains and decodes every record (release build). Best of three runs\n\
-         each, all in the same run of `cargo xtask bench`.\n\n\
-         {table}\n\
-         Outside the scope each audited syscall pays for two tracepoint hits (enter and exit),\n\
-         whose programs stop at the scope check; most of that cost is the kernel's perf-tracepoint\n\
-         path for syscall events, not the check. Unaudited syscalls have no program attached, but\n\
-         any enabled syscall tracepoint moves every task's syscalls onto the kernel's slower\n\
-         tracing entry path, which is the small ratio on `getppid`. Inside the scope an `openat`\n\
-         also resolves its path in the kernel and is decoded by the consumer, which shares the two\n\
-         cores with the workload.\n"
-    ))
+    Ok(crate::bench_probes::section(&table))
 }
 
 /// Seconds of `cmd`'s run (its output discarded), failing if it fails.

@@ -28,6 +28,8 @@ const APT_PACKAGES: &[&str] = &[
     "rsyslog-gnutls",
     "rsyslog-relp",
     "openssl",
+    // The incumbent anchor of `cargo xtask bench --only probes`.
+    "auditd",
 ];
 
 fn run_all() -> Result<()> {

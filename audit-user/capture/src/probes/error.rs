@@ -50,6 +50,10 @@ pub enum LoadError {
     },
     #[error("syscall {name} has number {nr} outside the spec table")]
     SyscallNumber { name: &'static str, nr: i64 },
+    #[error(
+        "the raw syscall dispatcher was asked for, but this kernel's BTF lacks the pt_regs/thread_info offsets it reads"
+    )]
+    NoDispatcher,
     /// The ring buffer or the loss counters were handed out already.
     #[error("{0} already taken")]
     Taken(&'static str),

@@ -1,6 +1,7 @@
-//! The probes that close the syscall tracepoints' blind spots: io_uring
-//! requests (io_uring:* tracepoints) and compat syscalls (raw
-//! sys_enter/sys_exit), plus the socket offsets for connected-socket peers.
+//! The probes that close the syscall entry's blind spots: io_uring
+//! requests (io_uring:* tracepoints) and compat syscalls (the raw
+//! sys_enter/sys_exit dispatcher's pt_regs and TS_COMPAT offsets, and the
+//! i386 spec table), plus the socket offsets for connected-socket peers.
 //! Every kernel offset comes from BTF or a tracepoint format file at load.
 
 use audit_common::{
@@ -146,8 +147,8 @@ pub fn attach_io_uring(ebpf: &mut Ebpf) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Fills the i386 spec table and attaches the compat probes.
-pub fn attach_compat(ebpf: &mut Ebpf, families: &[Family]) -> Result<(), LoadError> {
+/// Fills the i386 spec table (the dispatcher reads it for compat syscalls).
+pub fn write_compat_specs(ebpf: &mut Ebpf, families: &[Family]) -> Result<(), LoadError> {
     let mut specs: Array<_, SyscallSpec> = typed_map(ebpf, "COMPAT_SPECS")?;
     for (nr, spec) in ia32::compat_specs(families).into_iter().enumerate() {
         specs
@@ -156,12 +157,6 @@ pub fn attach_compat(ebpf: &mut Ebpf, families: &[Family]) -> Result<(), LoadErr
                 what: format!("writing the compat spec of i386 syscall {nr}"),
                 source: Box::new(source),
             })?;
-    }
-    for (prog, tp) in [
-        ("compat_sys_enter", "sys_enter"),
-        ("compat_sys_exit", "sys_exit"),
-    ] {
-        load_and_attach(ebpf, prog, Hooks::Raw(&[tp]))?;
     }
     Ok(())
 }

@@ -53,9 +53,14 @@ pub struct ProbeOptions {
     /// below that the reader drains on its own timer.
     pub wakeup_bytes: u64,
     /// Syscall families to attach (process lifecycle is always attached).
-    /// Each attached syscall costs two tracepoints, and detaching a
-    /// tracepoint waits for an RCU-tasks grace period (~75 ms here).
+    /// On the tracepoint fallback each attached syscall costs two
+    /// tracepoints, and detaching a tracepoint waits for an RCU-tasks grace
+    /// period (~75 ms here).
     pub families: Vec<Family>,
+    /// How syscalls reach the probes; `None` = the dispatcher when this
+    /// kernel allows it (see [`SyscallPath`]). Set only to measure or test
+    /// the fallback.
+    pub syscall_path: Option<SyscallPath>,
     /// Paths in-scope processes may not open (in LSM mode): the store and
     /// the key directory.
     pub protect: Vec<std::path::PathBuf>,
@@ -67,6 +72,7 @@ impl Default for ProbeOptions {
             ring_buffer_bytes: 64 << 20,
             wakeup_bytes: 1 << 20,
             families: Family::ALL.to_vec(),
+            syscall_path: None,
             protect: Vec::new(),
         }
     }
@@ -79,8 +85,33 @@ const RAW_TRACEPOINTS: &[(&str, &str)] = &[
     ("sched_process_exit", "sched_process_exit"),
 ];
 
+/// How syscalls reach the probes (the `start` record's `scope.syscall_path`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyscallPath {
+    /// One raw sys_enter/sys_exit program pair for every syscall, native and
+    /// compat, stopping at the spec and scope checks (audit-ebpf's
+    /// `dispatch`). The default: cheaper (see docs/BENCHMARKS.md). Needs the
+    /// `pt_regs` offsets from BTF.
+    Dispatch,
+    /// The fallback: the `syscalls:sys_enter_*`/`sys_exit_*` tracepoints of
+    /// each audited syscall, plus the raw pair for compat syscalls only when
+    /// the kernel has the compat offsets.
+    Tracepoints,
+}
+
+impl SyscallPath {
+    pub fn name(self) -> &'static str {
+        match self {
+            SyscallPath::Dispatch => "raw_dispatch",
+            SyscallPath::Tracepoints => "tracepoints",
+        }
+    }
+}
+
 pub struct Probes {
     ebpf: Ebpf,
+    /// How syscalls are hooked (`None` when no syscall family is attached).
+    pub syscall_path: Option<SyscallPath>,
     pub scope: Scope,
     /// Optional kernel fields this kernel lacks (their record fields stay 0).
     pub missing_fields: Vec<String>,
@@ -104,6 +135,16 @@ impl Probes {
         let sockets = gaps::socket_offsets(&btf, &mut missing_fields);
         let compat = gaps::compat_config(&btf, &mut missing_fields);
         let io_uring = gaps::io_uring_offsets(&btf, &mut missing_fields);
+        // The dispatcher reads the syscall number and arguments from
+        // pt_regs: without those offsets only the tracepoints can.
+        let path = match (opts.syscall_path, &compat) {
+            _ if opts.families.is_empty() => None,
+            (Some(SyscallPath::Dispatch), None) => return Err(LoadError::NoDispatcher),
+            (Some(p), _) => Some(p),
+            (None, Some(_)) => Some(SyscallPath::Dispatch),
+            (None, None) => Some(SyscallPath::Tracepoints),
+        };
+        let dispatch_native = u32::from(path == Some(SyscallPath::Dispatch));
         let (mode, level, id) = match &scope {
             Scope::Cgroup(t) => (scope_mode::CGROUP, t.level, t.id),
             Scope::PidTree { .. } => (scope_mode::PID_TREE, 0, 0),
@@ -113,6 +154,7 @@ impl Probes {
             .override_global("SCOPE_CGROUP_LEVEL", &level, true)
             .override_global("SCOPE_CGROUP_ID", &id, true)
             .override_global("WAKEUP_BYTES", &opts.wakeup_bytes, true)
+            .override_global("DISPATCH_NATIVE", &dispatch_native, true)
             .override_global("OFFSETS", &offsets, true)
             .override_global("SOCKET_OFFSETS", &sockets, true)
             .override_global(
@@ -134,17 +176,27 @@ impl Probes {
         if let Scope::PidTree { root } = scope {
             track(&mut ebpf, &[root])?;
         }
-        let mut unavailable_syscalls = attach_syscalls(&mut ebpf, &opts.families)?;
-        if !opts.families.is_empty() {
-            // io_uring requests and compat syscalls bypass the syscall
-            // tracepoints: audited whenever any syscall family is.
+        let mut unavailable_syscalls = Vec::new();
+        if let Some(path) = path {
+            unavailable_syscalls = write_specs(&mut ebpf, &opts.families, path)?;
+            // io_uring requests bypass the syscall entry: audited whenever
+            // any syscall family is.
             match io_uring {
                 Some(_) => gaps::attach_io_uring(&mut ebpf)?,
                 None => unavailable_syscalls.push("io_uring requests"),
             }
             match compat {
-                Some(_) => gaps::attach_compat(&mut ebpf, &opts.families)?,
+                Some(_) => gaps::write_compat_specs(&mut ebpf, &opts.families)?,
                 None => unavailable_syscalls.push("compat (ia32/x32) syscalls"),
+            }
+            if compat.is_some() {
+                // Native and compat syscalls (Dispatch), or compat only.
+                for (prog, tp) in [
+                    ("dispatch_sys_enter", "sys_enter"),
+                    ("dispatch_sys_exit", "sys_exit"),
+                ] {
+                    load_and_attach(&mut ebpf, prog, Hooks::Raw(&[tp]))?;
+                }
             }
         }
         let detection = lsm::detect(&mut ebpf);
@@ -176,11 +228,21 @@ impl Probes {
         Ok(Probes {
             frozen_maps: frozen,
             ebpf,
+            syscall_path: path,
             scope,
             missing_fields,
             unavailable_syscalls,
             lsm,
         })
+    }
+
+    /// Adds what the probes are to a `start` record's scope: `probe_modes`
+    /// and `enforcement` (LSM), and `syscall_path`.
+    pub fn add_to_scope(&self, scope: &mut serde_json::Map<String, serde_json::Value>) {
+        lsm::add_to_scope(scope, &self.lsm);
+        if let Some(p) = self.syscall_path {
+            scope.insert("syscall_path".into(), p.name().into());
+        }
     }
 
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
@@ -231,24 +293,38 @@ fn track(ebpf: &mut Ebpf, pids: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// Writes every syscall's spec and attaches the generic enter/exit probes to
-/// its tracepoints. Returns the syscalls this kernel has no tracepoint for.
-fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static str>> {
-    if families.is_empty() {
-        return Ok(Vec::new());
-    }
-    tracefs::check_syscall_layout()?;
-    let mut specs: Array<_, SyscallSpec> = typed_map(ebpf, "SPECS")?;
-    let mut unavailable = Vec::new();
-    let mut present = Vec::new();
-    for def in syscalls::TABLE
+/// The audited syscalls of `families` this kernel has: those with a
+/// `syscalls:*` tracepoint (not compiled in = no tracepoint), and the ones
+/// it lacks.
+fn present_syscalls(
+    families: &[Family],
+) -> Result<(Vec<&'static syscalls::SyscallDef>, Vec<&'static str>)> {
+    tracefs::require()?;
+    let (present, absent): (Vec<&'static syscalls::SyscallDef>, Vec<_>) = syscalls::TABLE
         .iter()
         .filter(|d| families.contains(&d.family))
-    {
-        if !tracefs::has_syscall_tracepoint(def.tracepoint()) {
-            unavailable.push(def.name);
-            continue;
-        }
+        .partition(|d| tracefs::has_syscall_tracepoint(d.tracepoint()));
+    let absent: Vec<&str> = absent.iter().map(|d| d.name).collect();
+    if !absent.is_empty() {
+        log::warn!("this kernel has no tracepoints for {absent:?}; those syscalls are not audited");
+    }
+    Ok((present, absent))
+}
+
+/// Writes the spec of every audited syscall this kernel has, and on the
+/// fallback path attaches the generic enter/exit programs to their
+/// tracepoints. Returns the syscalls this kernel lacks.
+fn write_specs(
+    ebpf: &mut Ebpf,
+    families: &[Family],
+    path: SyscallPath,
+) -> Result<Vec<&'static str>> {
+    if path == SyscallPath::Tracepoints {
+        tracefs::check_syscall_layout()?;
+    }
+    let (present, absent) = present_syscalls(families)?;
+    let mut specs: Array<_, SyscallSpec> = typed_map(ebpf, "SPECS")?;
+    for def in &present {
         let nr = u32::try_from(def.nr).ok().filter(|&n| n < MAX_SYSCALL_NR);
         let nr = nr.ok_or(LoadError::SyscallNumber {
             name: def.name,
@@ -260,10 +336,21 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
                 what: format!("writing the spec of {}", def.name),
                 source: Box::new(source),
             })?;
-        present.push(def.tracepoint());
     }
+    if path == SyscallPath::Tracepoints {
+        attach_syscall_tracepoints(ebpf, &present)?;
+    }
+    Ok(absent)
+}
+
+/// The fallback path: the generic enter/exit programs on the tracepoints of
+/// every audited syscall.
+fn attach_syscall_tracepoints(ebpf: &mut Ebpf, present: &[&syscalls::SyscallDef]) -> Result<()> {
     for (prog, prefix) in [("sys_enter", "sys_enter_"), ("sys_exit", "sys_exit_")] {
-        let events: Vec<String> = present.iter().map(|tp| format!("{prefix}{tp}")).collect();
+        let events: Vec<String> = present
+            .iter()
+            .map(|d| format!("{prefix}{}", d.tracepoint()))
+            .collect();
         let events: Vec<&str> = events.iter().map(String::as_str).collect();
         let hooks = Hooks::Tracepoints {
             category: "syscalls",
@@ -271,12 +358,7 @@ fn attach_syscalls(ebpf: &mut Ebpf, families: &[Family]) -> Result<Vec<&'static 
         };
         load_and_attach(ebpf, prog, hooks)?;
     }
-    if !unavailable.is_empty() {
-        log::warn!(
-            "this kernel has no tracepoints for {unavailable:?}; those syscalls are not audited"
-        );
-    }
-    Ok(unavailable)
+    Ok(())
 }
 
 /// All processes below `root` right now, from /proc/*/stat parent links.

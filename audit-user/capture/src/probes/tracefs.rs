@@ -1,5 +1,7 @@
-//! The syscall tracepoints' record layout, checked at load time rather than
-//! assumed: the probes read `__syscall_nr` at offset 8, arguments from 16
+//! tracefs: which syscalls this kernel has (their `syscalls:*` events), the
+//! io_uring tracepoint formats, and — for the tracepoint fallback — the
+//! syscall tracepoints' record layout, checked at load time rather than
+//! assumed: those probes read `__syscall_nr` at offset 8, arguments from 16
 //! in 8-byte slots, and `ret` at 16.
 
 use std::path::{Path, PathBuf};
@@ -30,6 +32,11 @@ fn tracefs_root() -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .find(|p| p.join("events").is_dir())
+}
+
+/// tracefs must be mounted: which syscalls this kernel has is read there.
+pub fn require() -> Result<(), TracefsError> {
+    tracefs_root().map(|_| ()).ok_or(TracefsError::NotMounted)
 }
 
 pub fn has_syscall_tracepoint(name: &str) -> bool {

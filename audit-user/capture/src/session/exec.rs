@@ -258,7 +258,7 @@ fn run_in(
     };
     session.insert("sandbox".into(), described);
     let mut capture = Drain::start(scope, &opts.probe)?;
-    crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
+    capture.probes().add_to_scope(&mut session);
     sink.start(session)?;
 
     let (mut child, supervisor) = match &config {

@@ -64,7 +64,7 @@ pub fn run(
     };
     let mut session = super::scope_json(&scope);
     session.insert("fail_closed".into(), (fail_closed as u8).into());
-    crate::probes::lsm::add_to_scope(&mut session, &capture.probes().lsm);
+    capture.probes().add_to_scope(&mut session);
     sink.start(session)?;
     log::info!("auditing {scope:?}; stop with SIGTERM or SIGINT");
     let result = (|| {
