@@ -119,3 +119,95 @@ fn lists_exactly_the_changed_and_the_missing_records() {
         "{text}"
     );
 }
+
+/// `--ship-format ocsf` to a real rsyslogd: every record arrives as an OCSF
+/// event of the class and activity its kind maps to, with its seq, and the
+/// canonical record inside, so `--against` and `--anchor` still work on
+/// the OCSF stream (checkpoints travel as events of their own).
+#[test]
+fn ocsf_stream_carries_every_record_and_still_verifies() {
+    let dir = TempDir::new("ship-ocsf");
+    let rs = Rsyslog::start(&dir.0, Input::Tcp);
+    let url = format!("syslog+tcp://127.0.0.1:{}", rs.port);
+    exec_shipping(
+        &dir.0,
+        "o",
+        &[
+            "--ship",
+            &url,
+            "--ship-format",
+            "ocsf",
+            "--ship-drain-ms",
+            "20000",
+        ],
+    );
+    let log = dir.0.join("o-log");
+    let records = stored(&log);
+    let last = *records.keys().last().unwrap();
+    let events = || -> Vec<Value> {
+        rs.raw()
+            .lines()
+            .filter_map(|l| l.find("] {").map(|i| l[i + 2..].to_string()))
+            .filter_map(|j| serde_json::from_str::<Value>(&j).ok())
+            .collect()
+    };
+    harness::wait_for(
+        "the whole log at the receiver",
+        Duration::from_secs(60),
+        || {
+            events()
+                .iter()
+                .any(|e| e["metadata"]["sequence"].as_u64() == Some(last))
+        },
+    );
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut by_seq = std::collections::BTreeMap::new();
+    for e in events() {
+        by_seq.insert(e["metadata"]["sequence"].as_u64().unwrap(), e);
+    }
+    assert_eq!(
+        by_seq.keys().copied().collect::<Vec<_>>(),
+        records.keys().copied().collect::<Vec<_>>(),
+        "every seq arrives"
+    );
+    for (seq, line) in &records {
+        let rec: Value = serde_json::from_str(line).unwrap();
+        let kind = rec["kind"].as_str().unwrap();
+        kinds.insert(kind.to_string());
+        let want = match kind {
+            "exec" | "fork" => (1007, 1),
+            "exit" => (1007, 2),
+            _ => (0, 99),
+        };
+        let e = &by_seq[seq];
+        assert_eq!(
+            (
+                e["class_uid"].as_u64().unwrap(),
+                e["activity_id"].as_u64().unwrap()
+            ),
+            want,
+            "seq {seq} ({kind}): {e}"
+        );
+        assert_eq!(e["raw_data"], line.as_str(), "seq {seq}");
+        assert_eq!(e["unmapped"]["sandbox_audit"]["seq"], *seq);
+        assert_eq!(e["unmapped"]["sandbox_audit"]["hash"], rec["hash"]);
+    }
+    for k in [
+        "genesis",
+        "start",
+        "exec",
+        "fork",
+        "exit",
+        "checkpoint",
+        "stop",
+    ] {
+        assert!(kinds.contains(k), "no `{k}` in {kinds:?}");
+    }
+    let recv = rs.out.to_str().unwrap().to_string();
+    let (code, v, out) = against_json(&recv, &log);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(v["against"]["matched"].as_u64(), Some(last + 1), "{v:#}");
+    let (code, text) = verify(&["--anchor", &recv, log.to_str().unwrap()]);
+    assert_eq!(code, 0, "the anchor is found in the OCSF stream: {text}");
+    assert!(text.contains("anchor: the checkpoint of"), "{text}");
+}

@@ -21,6 +21,7 @@ pub mod anchor;
 pub mod cursor;
 pub mod dest;
 pub mod error;
+pub mod format;
 pub mod hec;
 pub mod http;
 pub mod reader;
