@@ -1,6 +1,7 @@
 //! Project automation: `cargo xtask <bootstrap|test|demo|bench|vm-test>`.
 
 mod bench;
+mod bench_ship;
 mod bootstrap;
 mod demo;
 mod fuzz;
