@@ -8,35 +8,10 @@
 #[path = "harness/mod.rs"]
 mod harness;
 
-use std::{fs, path::Path, process::Command, time::Duration};
+use std::{fs, process::Command, time::Duration};
 
-use harness::{Input, Rsyslog, stored, stored_kind, verify};
-use integration_tests::{TempDir, sandbox_audit};
-
-/// `exec` of a short command with --ship; returns its stderr.
-fn exec_shipping(dir: &Path, name: &str, ship: &[&str]) -> String {
-    let o = Command::new(sandbox_audit())
-        .args(["exec", "--families", "process"])
-        .arg("--log-dir")
-        .arg(dir.join(format!("{name}-log")))
-        .arg("--key-dir")
-        .arg(dir.join(format!("{name}-keys")))
-        .arg("--ship-state")
-        .arg(dir.join(format!("{name}-state")))
-        .args(["--ship-backoff-max-ms", "500"])
-        .args(ship)
-        .args([
-            "--",
-            "sh",
-            "-c",
-            "for i in 1 2 3 4 5 6 7 8; do /bin/true; sleep 0.2; done",
-        ])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "exec failed: {err}");
-    err
-}
+use harness::{Input, Rsyslog, exec_shipping, stored, stored_kind, verify};
+use integration_tests::TempDir;
 
 #[test]
 fn receivers_file_catches_a_cut_tail_and_a_replaced_log() {

@@ -32,7 +32,7 @@ fn machine() -> String {
 }
 
 /// The sections of the bench, for `--only`.
-pub const SECTIONS: [&str; 3] = ["log", "probes", "replay"];
+pub const SECTIONS: [&str; 4] = ["log", "probes", "replay", "ship"];
 
 /// Runs every section and rewrites docs/BENCHMARKS.md, or with `only`
 /// just that section, printed and not written.
@@ -42,6 +42,7 @@ pub fn run(records: u64, only: Option<&str>) -> Result<()> {
         Some("replay") => replay(records).map(|table| print!("{table}")),
         Some("log") => log_table(records).map(|_| ()),
         Some("probes") => probe_cost().map(|_| ()),
+        Some("ship") => crate::bench_ship::ship_table().map(|_| ()),
         Some(other) => bail!(
             "no bench section {other:?} (sections: {})",
             SECTIONS.join(", ")

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_probes;
+mod bench_ship;
 mod bootstrap;
 mod demo;
 mod fuzz;

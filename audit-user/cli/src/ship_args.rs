@@ -63,6 +63,12 @@ pub struct ShipArgs {
     /// shipped from the cursor next time).
     #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(0..=3_600_000))]
     pub ship_drain_ms: u64,
+    /// The payload of every shipped record, for all destinations: `native`
+    /// (the stored canonical line), `ocsf` (OCSF 1.3 events) or `ecs`
+    /// (Elastic Common Schema); mapped events keep the canonical line, its
+    /// origin, seq and hash (docs/SHIPPING.md, "Shipped formats").
+    #[arg(long, value_name = "native|ocsf|ecs", default_value = "native")]
+    pub ship_format: audit_ship::format::ShipFormat,
 }
 
 impl ShipArgs {
@@ -85,6 +91,7 @@ impl ShipArgs {
         c.http_timeout = Duration::from_millis(self.ship_http_timeout_ms);
         c.ack_timeout = Duration::from_millis(self.ship_ack_timeout_ms);
         c.hec_token_file = self.ship_hec_token_file.clone();
+        c.format = self.ship_format;
         Ok(Shippers::start(c)?)
     }
 }

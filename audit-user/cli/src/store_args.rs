@@ -108,6 +108,12 @@ pub struct VerifyArgs {
     /// the same tree.
     #[arg(long)]
     pub anchor: Option<PathBuf>,
+    /// What a receiver of `--ship` stored (rsyslog's file, an NDJSON dump,
+    /// HEC events; any --ship-format): every shipped record of this log in it
+    /// must still be in the log unchanged. Lists the missing and changed
+    /// ones (exit status 1 when any).
+    #[arg(long, value_name = "FILE")]
+    pub against: Option<PathBuf>,
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -149,13 +155,27 @@ pub fn verify(args: &VerifyArgs) -> Result<verify::Status> {
         opts.anchor = Some(text);
     }
     let report = verify::verify_inputs(&inputs, &opts)?;
+    let against = match &args.against {
+        Some(p) => Some(audit_ship::against::check(p, &inputs.files)?),
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", verify::render_json(&report))?;
+        let mut v = verify::render_json(&report);
+        if let (Some(a), Some(o)) = (&against, v.as_object_mut()) {
+            o.insert("against".into(), audit_ship::against::to_json(a));
+        }
+        writeln!(out, "{v}")?;
     } else {
         write!(out, "{}", verify::render_text(&report))?;
+        if let Some(a) = &against {
+            write!(out, "{}", audit_ship::against::render_text(a))?;
+        }
     }
-    Ok(report.status())
+    Ok(match against {
+        Some(a) if a.differs() => verify::Status::Tampered,
+        _ => report.status(),
+    })
 }
 
 #[derive(Args, Clone, Debug)]

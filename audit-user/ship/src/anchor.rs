@@ -1,7 +1,8 @@
 //! `verify --anchor FILE` with what a receiver stored: rsyslog's output
 //! file (one message per line, the record JSON somewhere in it) or an NDJSON
 //! dump (one record per line, bare or wrapped as `{"record": {...}}` /
-//! `{"event": {...}}`). Checkpoints travel in every stream, so the newest
+//! `{"event": {...}}`), HEC events, or OCSF/ECS events
+//! ([`crate::received`]). Checkpoints travel in every stream, so the newest
 //! checkpoint note of the log in that file is an anchor held off the host:
 //! verify then proves the log still reaches it with the same tree, which
 //! catches a cut tail and a replaced log.
@@ -21,7 +22,7 @@ use audit_log::{
 };
 use serde_json::Value;
 
-use crate::ShipError;
+use crate::{ShipError, received};
 
 /// A checkpoint found in a receiver's file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,36 +35,18 @@ pub struct Found {
     pub line: usize,
 }
 
-/// The checkpoint note inside one JSON value, if it is (or wraps) a
-/// checkpoint record.
-fn note_in(v: &Value, depth: u8) -> Option<&str> {
-    let o = v.as_object()?;
-    if o.get("kind").and_then(Value::as_str) == Some(LifecycleKind::Checkpoint.as_str()) {
-        return o.get("note").and_then(Value::as_str);
-    }
-    if depth == 0 {
-        return None;
-    }
-    ["record", "event", "message"]
-        .iter()
-        .filter_map(|k| o.get(*k))
-        .find_map(|w| note_in(w, depth - 1))
-}
-
-/// The first JSON object in `line` that holds a checkpoint note.
+/// The note of the first checkpoint record in `line`, in any form a
+/// shipper produced it ([`crate::received`]).
 fn note_in_line(line: &str) -> Option<String> {
-    if !line.contains("\"note\"") {
+    if !line.contains("note") {
         return None;
     }
-    for (i, _) in line.match_indices('{') {
-        let mut it = serde_json::Deserializer::from_str(&line[i..]).into_iter::<Value>();
-        if let Some(Ok(v)) = it.next()
-            && let Some(n) = note_in(&v, 2)
-        {
-            return Some(n.to_string());
-        }
-    }
-    None
+    let is_checkpoint = |o: &serde_json::Map<String, Value>| {
+        o.get("kind").and_then(Value::as_str) == Some(LifecycleKind::Checkpoint.as_str())
+            && o.get("note").is_some_and(Value::is_string)
+    };
+    let e = received::record_in_line(line, is_checkpoint)?;
+    e.record.get("note")?.as_str().map(str::to_string)
 }
 
 /// Every parsable checkpoint in `text` (lines that do not parse are

@@ -12,15 +12,20 @@
 //! [`transport`] moves them (syslog over TCP or TLS, [`relp`], and over
 //! [`http`] the [`webhook`] NDJSON batches and Splunk [`hec`]), [`shipper`]
 //! runs the loop (backoff, outage records, status), [`anchor`] finds the
-//! newest checkpoint of a log in what a receiver stored, for `verify`.
+//! newest checkpoint of a log in what a receiver stored ([`received`]
+//! finds our records there), for `verify --anchor`, and [`against`]
+//! checks every record a receiver stored against the log (`verify --against`).
 
+pub mod against;
 pub mod anchor;
 pub mod cursor;
 pub mod dest;
 pub mod error;
+pub mod format;
 pub mod hec;
 pub mod http;
 pub mod reader;
+pub mod received;
 pub mod relp;
 pub mod shipper;
 pub mod syslog;

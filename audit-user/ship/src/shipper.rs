@@ -35,6 +35,7 @@ use crate::{
     ShipError,
     cursor::Cursor,
     dest::{Destination, Scheme},
+    format::ShipFormat,
     reader::{Position, Reader},
     syslog,
     tls::{self, TlsFiles},
@@ -65,6 +66,8 @@ pub struct ShipConfig {
     pub ack_timeout: Duration,
     /// HEC: a file holding the token, for URLs without `token=`.
     pub hec_token_file: Option<PathBuf>,
+    /// What each record's payload is (native, OCSF, ECS).
+    pub format: ShipFormat,
 }
 
 impl ShipConfig {
@@ -83,6 +86,7 @@ impl ShipConfig {
             http_timeout: Duration::from_secs(10),
             ack_timeout: Duration::from_secs(60),
             hec_token_file: None,
+            format: ShipFormat::Native,
         }
     }
 }
@@ -149,6 +153,7 @@ impl Shippers {
             http_timeout: cfg.http_timeout,
             ack_timeout: cfg.ack_timeout,
             hec_channel: None,
+            format: cfg.format,
         };
         let mut workers = Vec::new();
         for d in dests {
@@ -464,7 +469,8 @@ impl Destinationworker {
                     Err(e) => return Ended::Broken(e),
                 };
                 for r in recs {
-                    if let Err(e) = t.send(&r, &p.origin, &p.host) {
+                    let mapped = self.tcfg.format.map(&r, &p.origin, &p.host);
+                    if let Err(e) = t.send(mapped.as_ref().unwrap_or(&r), &p.origin, &p.host) {
                         return ended(e);
                     }
                     p.in_flight.push_back((r.after, r.time_ns));

@@ -66,6 +66,8 @@ pub struct TransportConfig {
     pub ack_timeout: Duration,
     /// HEC: this destination's channel (set per destination).
     pub hec_channel: Option<String>,
+    /// The payload format of every record (mapped before `send`).
+    pub format: crate::format::ShipFormat,
 }
 
 pub fn transport_error(dest: &Destination, why: impl std::fmt::Display) -> ShipError {

@@ -444,3 +444,28 @@ pub fn verify(args: &[&str]) -> (i32, String) {
         ),
     )
 }
+
+/// `exec` of a short command with --ship; returns its stderr.
+pub fn exec_shipping(dir: &Path, name: &str, ship: &[&str]) -> String {
+    let o = Command::new(sandbox_audit())
+        .args(["exec", "--families", "process"])
+        .arg("--log-dir")
+        .arg(dir.join(format!("{name}-log")))
+        .arg("--key-dir")
+        .arg(dir.join(format!("{name}-keys")))
+        .arg("--ship-state")
+        .arg(dir.join(format!("{name}-state")))
+        .args(["--ship-backoff-max-ms", "500"])
+        .args(ship)
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do /bin/true; sleep 0.2; done",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "exec failed: {err}");
+    err
+}
