@@ -6,14 +6,21 @@
 /// `s` with control and bidi-override characters escaped (`\n`, `\x1b`,
 /// `\u{202e}`) and `\` doubled, so the result is unambiguous.
 pub fn inert(s: &str) -> String {
-    if !s.chars().any(needs_escape) {
-        return s.to_string();
+    inert_cow(s).into_owned()
+}
+
+/// [`inert`], borrowing `s` when it needs no escape.
+pub fn inert_cow(s: &str) -> std::borrow::Cow<'_, str> {
+    // Printable ASCII other than a backslash needs nothing (the common case, and
+    // checked a byte at a time rather than through the Unicode tables).
+    if s.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b'\\') || !s.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         push_inert(&mut out, c);
     }
-    out
+    std::borrow::Cow::Owned(out)
 }
 
 fn needs_escape(c: char) -> bool {

@@ -301,30 +301,32 @@ impl std::fmt::Debug for Short {
 }
 
 /// A record's stored line: a range of the chunk of lines it was read in
-/// (one copy shared by the chunk's records, not a copy per record).
+/// (one copy shared by the chunk's records, not a copy per record). The
+/// chunk is text, checked once as a whole (checking each line when it is
+/// kept and again when it is written was two passes over every byte).
 #[derive(Clone)]
 pub struct Raw {
-    chunk: Arc<[u8]>,
+    chunk: Arc<str>,
     start: usize,
     end: usize,
 }
 
 impl Raw {
-    /// `chunk[start..end]`, when that is UTF-8 text.
-    pub fn range(chunk: Arc<[u8]>, start: usize, end: usize) -> Option<Raw> {
-        let text = chunk.get(start..end)?;
-        std::str::from_utf8(text).ok()?;
+    /// `chunk[start..end]`, when those are character boundaries.
+    pub fn range(chunk: Arc<str>, start: usize, end: usize) -> Option<Raw> {
+        chunk.get(start..end)?;
         Some(Raw { chunk, start, end })
     }
 
     /// A copy of `line`, when it is UTF-8 text.
     pub fn copy(line: &[u8]) -> Option<Raw> {
-        Raw::range(Arc::from(line), 0, line.len())
+        let text = std::str::from_utf8(line).ok()?;
+        Raw::range(Arc::from(text), 0, line.len())
     }
 
     pub fn as_str(&self) -> &str {
-        // Checked to be UTF-8 when made.
-        std::str::from_utf8(&self.chunk[self.start..self.end]).unwrap_or("")
+        // Checked to be boundaries when made.
+        self.chunk.get(self.start..self.end).unwrap_or("")
     }
 }
 

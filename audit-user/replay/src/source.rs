@@ -154,7 +154,9 @@ fn parse_line_in(
 pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Read {
     let file = u32::try_from(l.file).unwrap_or(u32::MAX);
     let data = l.lines;
-    let mut shared: Option<Arc<[u8]>> = None;
+    // The chunk as text, made when a record first keeps its line; `None`
+    // inside when the chunk is not all UTF-8 (then each line is copied).
+    let mut shared: Option<Option<Arc<str>>> = None;
     let mut out = Read {
         events: Vec::with_capacity(data.len() / 400 + 1),
         unreadable: Vec::new(),
@@ -164,8 +166,11 @@ pub fn parse_lines(l: Lines<'_>, keep_raw: bool, paths: bool) -> Read {
     for end in memchr::memchr_iter(b'\n', data) {
         lines += 1;
         let mut raw = || {
-            let chunk = shared.get_or_insert_with(|| Arc::from(data)).clone();
-            Raw::range(chunk, start, end)
+            let text = shared.get_or_insert_with(|| std::str::from_utf8(data).ok().map(Arc::from));
+            match text {
+                Some(chunk) => Raw::range(chunk.clone(), start, end),
+                None => Raw::copy(&data[start..end]),
+            }
         };
         out.push(parse_line_in(
             file,

@@ -100,45 +100,108 @@ impl Write for Counted<'_> {
 /// Renders `entries` (timeline entries, processes) in parallel blocks
 /// (summaries are made from the stored lines here, which is most of the
 /// work), written in order. `f(index, entry, buffer)` appends one entry.
+///
+/// The workers render ahead while the calling thread writes the blocks
+/// already done: writing a gigabyte of JSON is a second of the kernel's
+/// time, which left the other core idle when rendering waited for it.
+/// Memory stays a few blocks per worker (the hand-over channel is bounded
+/// and the buffers are reused: fresh ones would be fresh pages, faulted in
+/// and zeroed, for every block of the output).
 pub fn par_render<T: Sync>(
     entries: &[T],
     out: &mut dyn Write,
     f: impl Fn(usize, &T, &mut String) + Sync,
 ) -> io::Result<()> {
+    use std::{
+        collections::BTreeMap,
+        sync::{
+            Mutex,
+            atomic::{AtomicBool, AtomicUsize, Ordering},
+            mpsc,
+        },
+    };
     const BLOCK: usize = 8192;
+    let blocks = entries.len().div_ceil(BLOCK);
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(8);
-    let f = &f;
-    // One buffer per block, kept across groups: fresh ones would be
-    // fresh pages (faulted in and zeroed) for every block of the output.
-    let mut bufs: Vec<String> = vec![String::new(); workers];
-    for (g, group) in entries.chunks(BLOCK * workers).enumerate() {
-        let base = g * BLOCK * workers;
-        let done: Vec<bool> = std::thread::scope(|s| {
-            let handles: Vec<_> = group
-                .chunks(BLOCK)
-                .zip(bufs.iter_mut())
-                .enumerate()
-                .map(|(k, (block, buf))| {
-                    s.spawn(move || {
-                        buf.clear();
-                        for (j, e) in block.iter().enumerate() {
-                            f(base + k * BLOCK + j, e, buf);
-                        }
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().is_ok()).collect()
-        });
-        for (ok, b) in done.into_iter().zip(&bufs) {
-            if !ok {
-                return Err(io::Error::other("internal error while rendering"));
+        .min(8)
+        .min(blocks);
+    if workers <= 1 {
+        let mut buf = String::new();
+        for (b, block) in entries.chunks(BLOCK).enumerate() {
+            buf.clear();
+            for (j, e) in block.iter().enumerate() {
+                f(b * BLOCK + j, e, &mut buf);
             }
-            out.write_all(b.as_bytes())?;
+            out.write_all(buf.as_bytes())?;
         }
+        return Ok(());
     }
-    Ok(())
+    let f = &f;
+    let next = AtomicUsize::new(0);
+    // Set when the writer gives up (a write failed): the workers stop.
+    let stop = AtomicBool::new(false);
+    let spare: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let (next, stop, spare) = (&next, &stop, &spare);
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<(usize, String)>(workers * 2);
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                s.spawn(move || {
+                    loop {
+                        let b = next.fetch_add(1, Ordering::Relaxed);
+                        if b >= blocks || stop.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let mut buf = spare
+                            .lock()
+                            .ok()
+                            .and_then(|mut v| v.pop())
+                            .unwrap_or_default();
+                        buf.clear();
+                        let from = b * BLOCK;
+                        for (j, e) in entries[from..(from + BLOCK).min(entries.len())]
+                            .iter()
+                            .enumerate()
+                        {
+                            f(from + j, e, &mut buf);
+                        }
+                        if tx.send((b, buf)).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        drop(tx);
+        // Blocks come back slightly out of order: each waits for its turn.
+        let mut ready: BTreeMap<usize, String> = BTreeMap::new();
+        let mut want = 0usize;
+        let mut result = Ok(());
+        for (b, buf) in rx.iter() {
+            ready.insert(b, buf);
+            while let Some(buf) = ready.remove(&want) {
+                if result.is_ok() {
+                    result = out.write_all(buf.as_bytes());
+                }
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                if let Ok(mut v) = spare.lock() {
+                    v.push(buf);
+                }
+                want += 1;
+            }
+        }
+        // A worker that panicked left its block out.
+        let all_joined = handles.into_iter().all(|h| h.join().is_ok());
+        result?;
+        if !all_joined || want != blocks {
+            return Err(io::Error::other("internal error while rendering"));
+        }
+        Ok(())
+    })
 }
 
 /// What the process runs: its last exec's command line, or for a process
