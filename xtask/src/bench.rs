@@ -97,7 +97,7 @@ fn run_all(records: u64) -> Result<()> {
         date.trim(),
         machine()
     );
-    let doc = doc + &probe_cost()? + &replay_section(records)?;
+    let doc = doc + &probe_cost()? + &replay_section(records)? + &crate::bench_ship::section()?;
     let path = root().join("docs/BENCHMARKS.md");
     std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))?;
     eprintln!("bench: wrote {}", path.display());

@@ -31,3 +31,16 @@ pub fn ship_table() -> Result<String> {
     print!("{table}");
     Ok(table)
 }
+
+/// The shipping section of BENCHMARKS.md.
+pub fn section() -> Result<String> {
+    let table = ship_table()?;
+    Ok(format!(
+        "\n## Shipping off the host\n\n\
+         A store pre-filled with 200 000 exec records is shipped to a real rsyslogd on loopback;\n\
+         the time runs until every record is acknowledged (RELP) or written (TCP) and is in\n\
+         rsyslog's output file. Goal (issue 10): syslog+tls and RELP at 100 000 records/s or more.\n\
+         Only this section: `cargo xtask bench --only ship`.\n\n\
+         {table}\n"
+    ))
+}
