@@ -31,12 +31,33 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// A port nobody listens on now (bind :0, read it, release it).
+/// A free port for a receiver, below the kernel's ephemeral range. A port
+/// from `bind :0` is an ephemeral one, and between its release and the
+/// receiver's bind (or while a receiver is down for a restart) any outgoing
+/// connection may take it as its local port, the shipper's own retries
+/// included (a TCP self-connect): the receiver then fails with AddrInUse
+/// (seen on a fresh-clone run). connect() never picks a port below the range.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind 127.0.0.1:0")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768);
+    let (base, span) = (10_000u32, low.saturating_sub(10_000).max(1));
+    let seed = std::process::id()
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+    for _ in 0..1000 {
+        let i = N.fetch_add(1, Ordering::SeqCst);
+        let port = base + (seed.wrapping_add(i.wrapping_mul(7919)) % span);
+        let port = u16::try_from(port).expect("port below the ephemeral range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {base} and {low}");
 }
 
 fn sh(cmd: &mut Command) {
