@@ -110,6 +110,25 @@ fn progress(rx: &HttpReceiver, n: usize, what: &str) {
     wait_for(what, LONG, || rx.distinct() >= base + n);
 }
 
+fn resumed(log: &Path, url: &str) -> usize {
+    stored_kind(log, "ship_resumed")
+        .iter()
+        .filter(|o| o["destination"] == url)
+        .count()
+}
+
+/// After a fault: the receiver gets `n` more records AND the chain records
+/// the outage's end. Records at the receiver are not enough: HEC stores a
+/// batch before the shipper has polled its ack, and an outage that has not
+/// ended yet swallows the next fault (it is the same outage, "still down"),
+/// so the next phase would wait for a `ship_outage` that never comes.
+fn recovered(rx: &HttpReceiver, log: &Path, url: &str, before: usize, what: &str) {
+    progress(rx, 200, what);
+    wait_for(&format!("{what}: ship_resumed in the chain"), LONG, || {
+        resumed(log, url) > before
+    });
+}
+
 fn story(kind: Kind) {
     let hec = matches!(kind, Kind::Hec { .. });
     let dir = TempDir::new(if hec { "ship-hec" } else { "ship-webhook" });
@@ -136,29 +155,33 @@ fn story(kind: Kind) {
         root.join("agent.stderr"),
     );
     wait_for("the first 200 records at the receiver", LONG, || {
+        agent.assert_running();
         rx.distinct() >= 200
     });
 
     // 1. The receiver fails every request with 500.
+    let r = resumed(&log, &url);
     rx.set_mode(Mode::Fail);
     wait_for("an outage for HTTP 500 in the chain", LONG, || {
         outages_with(&log, &url, "HTTP 500") > 0
     });
     rx.set_mode(Mode::Normal);
-    progress(&rx, 200, "shipping to resume after the 500s");
+    recovered(&rx, &log, &url, r, "shipping to resume after the 500s");
 
     // 2. The receiver takes a batch and never answers.
     let stalls = outages_with(&log, &url, "no complete HTTP response within 2000 ms");
+    let r = resumed(&log, &url);
     rx.set_mode(Mode::Stall);
     wait_for("an outage for the stall in the chain", LONG, || {
         outages_with(&log, &url, "no complete HTTP response within 2000 ms") > stalls
     });
     rx.set_mode(Mode::Normal);
-    progress(&rx, 200, "shipping to resume after the stall");
+    recovered(&rx, &log, &url, r, "shipping to resume after the stall");
 
     // 3. HEC: the receiver gives ackIds but never indexes; the cursor must
     // not pass those records, and they must come again.
     if hec {
+        let r = resumed(&log, &url);
         rx.set_mode(Mode::WithholdAcks);
         wait_for("an outage for the missing acks in the chain", LONG, || {
             outages_with(&log, &url, "no indexer acknowledgement for ackId") > 0
@@ -171,22 +194,30 @@ fn story(kind: Kind) {
             "the cursor ({cursor}) passed a record never acknowledged ({first_unacked})"
         );
         rx.set_mode(Mode::Normal); // the withheld batches are lost
-        progress(&rx, 200, "shipping to resume after the lost batches");
+        recovered(
+            &rx,
+            &log,
+            &url,
+            r,
+            "shipping to resume after the lost batches",
+        );
     }
 
     // 4. The receiver is gone for 5 s.
+    let r = resumed(&log, &url);
     rx.kill();
     std::thread::sleep(Duration::from_secs(5));
     rx.restart();
-    progress(&rx, 200, "shipping to resume after the receiver's restart");
+    recovered(
+        &rx,
+        &log,
+        &url,
+        r,
+        "shipping to resume after the receiver's restart",
+    );
 
-    // 5. SIGKILL the agent once the outages' end is durable; it resumes
-    // from its cursor.
-    wait_for("ship_resumed in the chain", LONG, || {
-        stored_kind(&log, "ship_resumed")
-            .iter()
-            .any(|o| o["destination"] == url.as_str())
-    });
+    // 5. SIGKILL the agent once the outages' end is durable (above); it
+    // resumes from its cursor.
     wait_for("a saved cursor", LONG, || cursor_next_seq(&state).is_some());
     agent.kill9();
     let cursor_at_kill = cursor_next_seq(&state).unwrap();

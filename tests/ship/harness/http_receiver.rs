@@ -194,6 +194,17 @@ impl HttpReceiver {
 impl Drop for HttpReceiver {
     fn drop(&mut self) {
         self.kill();
+        if std::thread::panicking() {
+            if let Ok(st) = self.state.lock() {
+                eprintln!(
+                    "--- the receiver on port {}: {} requests, {} records stored, refusals: {:?}",
+                    self.port,
+                    st.requests.len(),
+                    st.received.len(),
+                    st.refusals.iter().rev().take(10).collect::<Vec<_>>()
+                );
+            }
+        }
     }
 }
 

@@ -410,11 +410,35 @@ impl Agent {
     pub fn log(&self) -> String {
         fs::read_to_string(&self.stderr).unwrap_or_default()
     }
+
+    /// Panics (and the drop prints the agent's log) if the agent exited:
+    /// a wait on the receiver then fails at once, not after its timeout.
+    pub fn assert_running(&mut self) {
+        if let Some(c) = self.child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            panic!("the agent exited: {st}");
+        }
+    }
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
         self.kill9();
+        // A failed wait says only what did not happen; the agent's own log
+        // says why (it is in a temp dir that is removed with the test).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(80).collect();
+            eprintln!(
+                "--- the agent's stderr ({}), last {} lines:",
+                self.stderr.display(),
+                tail.len()
+            );
+            for l in tail.iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
