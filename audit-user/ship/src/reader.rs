@@ -143,9 +143,11 @@ impl Reader {
                 None => return Ok(out),
             }
         }
-        // At most two passes: the current segment, then (once it has
-        // nothing more and a later one exists) the next one.
-        for _ in 0..2 {
+        // The current segment, then (once it has nothing more and a later
+        // one exists) the next, and so on: an empty segment (created just
+        // before a crash) must not end the read with nothing, or a finishing
+        // shipper takes itself for caught up with records still unsent.
+        loop {
             self.read_segment(max, limit, &mut out)?;
             if !out.is_empty() {
                 return Ok(out);
@@ -182,7 +184,6 @@ impl Reader {
             self.pos.offset = 0;
             self.pos.line_start = 0;
         }
-        Ok(out)
     }
 
     fn read_segment(
@@ -272,4 +273,46 @@ fn read_full_at(f: &File, buf: &mut [u8], mut off: u64) -> std::io::Result<usize
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use audit_log::{chain::Chain, record::Record};
+
+    use super::*;
+
+    /// Writes records `seqs` (continuing `chain`) to segment `name`.
+    fn segment_with(dir: &Path, name: &str, chain: &mut Chain, n: usize) {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            chain
+                .append(&Record::new("exec", 1_700_000_000_000_000_000), &mut out)
+                .unwrap();
+        }
+        std::fs::write(dir.join(name), out).unwrap();
+    }
+
+    #[test]
+    fn an_empty_segment_in_between_does_not_end_a_read_with_nothing() {
+        // A crash right after a segment was created leaves it empty; the
+        // restarted store begins another. A read that stopped at the empty
+        // one would make a finishing shipper think it had caught up.
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = Chain::new();
+        segment_with(dir.path(), &segment::name(0, 0), &mut chain, 2);
+        segment_with(dir.path(), &segment::name(2, 0), &mut chain, 0);
+        segment_with(dir.path(), &segment::name(2, 1), &mut chain, 0);
+        segment_with(dir.path(), &segment::name(2, 2), &mut chain, 3);
+        let mut r = Reader::new(dir.path(), Position::default());
+        let first: Vec<u64> = r.read(2, u64::MAX).unwrap().iter().map(|s| s.seq).collect();
+        assert_eq!(first, [0, 1]);
+        let rest: Vec<u64> = r
+            .read(10, u64::MAX)
+            .unwrap()
+            .iter()
+            .map(|s| s.seq)
+            .collect();
+        assert_eq!(rest, [2, 3, 4], "read past both empty segments at once");
+        assert!(r.read(10, u64::MAX).unwrap().is_empty());
+    }
 }
