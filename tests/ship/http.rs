@@ -117,7 +117,7 @@ fn resumed(log: &Path, url: &str) -> usize {
         .count()
 }
 
-/// After a fault: the receiver gets `n` more records AND the chain records
+/// After a fault: the receiver gets 200 more records AND the chain records
 /// the outage's end. Records at the receiver are not enough: HEC stores a
 /// batch before the shipper has polled its ack, and an outage that has not
 /// ended yet swallows the next fault (it is the same outage, "still down"),

@@ -281,7 +281,7 @@ mod tests {
 
     use super::*;
 
-    /// Writes records `seqs` (continuing `chain`) to segment `name`.
+    /// Writes `n` records (continuing `chain`) as segment `name`.
     fn segment_with(dir: &Path, name: &str, chain: &mut Chain, n: usize) {
         let mut out = Vec::new();
         for _ in 0..n {
